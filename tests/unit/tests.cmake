@@ -1,0 +1,4 @@
+# Each area registers its unit tests in its own file.
+include(${CMAKE_CURRENT_LIST_DIR}/common.cmake)
+include(${CMAKE_CURRENT_LIST_DIR}/db.cmake)
+include(${CMAKE_CURRENT_LIST_DIR}/engine.cmake)
