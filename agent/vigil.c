@@ -1,1 +1,1131 @@
-int main(void){return 1;}
+/*
+ * vigil: the command-line client.
+ *
+ * Every command builds a request for the control layer (scheduler/control.h)
+ * and prints its answer, as text or, with --json, as JSON.  Until the
+ * service's socket lands the requests are handled in-process against the
+ * caller's own state folder ("local mode"); the request and answer shapes are
+ * already the ones the socket will carry.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <limits.h>
+#include <math.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/config.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "db/store.h"
+#include "scheduler/control.h"
+#include "scheduler/engine.h"
+#include "scheduler/report.h"
+#include "scheduler/restore.h"
+
+/* Exit codes (DESIGN.md, "CLI contract"). */
+#define EXIT_OK		0
+#define EXIT_ERROR	1
+#define EXIT_USAGE	2
+#define EXIT_PARTIAL	3
+#define EXIT_FAILED	4
+#define EXIT_CANCELLED	5
+#define EXIT_SKIPPED	6
+
+struct cli {
+	const char		*state_dir;
+	char			*state_dir_buf;
+	bool			 json;
+	struct vg_store		*store;
+	struct control_ctx	 ctx;
+	struct control_peer	 peer;
+	int64_t			 next_id;
+};
+
+static volatile sig_atomic_t cli_cancel;
+
+static void
+usage(FILE *fp)
+{
+	fprintf(fp,
+"usage: vigil [--state-dir DIR] [--json] COMMAND [ARGS]\n"
+"\n"
+"commands:\n"
+"  run JOB [--wait] [--dry-run] [--rescan]   run a job now and print its record\n"
+"  history [JOB] [--limit N]                 past runs, newest first\n"
+"  log RUN                                   one run's record and its problem files\n"
+"  restore JOB [PATH...] [--as-of RUN|TIME] [--to DIR] [--overwrite] [--dry-run]\n"
+"                                            bring files back from a backup\n"
+"  jobs list | show JOB                      the jobs you may see\n"
+"  jobs validate FILE                        check a jobs file, change nothing\n"
+"  jobs import [--replace] FILE              add or replace the jobs a file names\n"
+"  jobs export [-o FILE]                     write your jobs as a jobs file\n"
+"  jobs edit                                 edit your jobs in $VISUAL/$EDITOR\n"
+"\n"
+"options:\n"
+"  --state-dir DIR   state folder (default $XDG_STATE_HOME/vigil)\n"
+"  --json            machine-readable output for read commands\n"
+"  -h, --help        this help;  --version  the version\n"
+"\n"
+"exit codes of run: 0 ok, 3 partial, 4 failed, 5 cancelled or interrupted,\n"
+"6 postponed or skipped; other commands: 0 success, 1 error, 2 usage.\n");
+}
+
+static void cli_die_usage(const char *fmt, const char *arg)
+    __attribute__((format(printf, 1, 0), noreturn));
+
+static void
+cli_die_usage(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "vigil: ");
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+	fprintf(stderr, fmt, arg);
+#pragma GCC diagnostic pop
+	fprintf(stderr, "\nTry 'vigil --help'.\n");
+	exit(EXIT_USAGE);
+}
+
+static const char *
+cli_default_state_dir(char **buf)
+{
+	const char *e, *home;
+	struct passwd *pw;
+
+	if ((e = getenv("VIGIL_STATE_DIR")) != NULL && *e != '\0')
+		return e;
+	if ((e = getenv("XDG_STATE_HOME")) != NULL && e[0] == '/') {
+		if (asprintf(buf, "%s/vigil", e) == -1)
+			return NULL;
+		return *buf;
+	}
+	if ((home = getenv("HOME")) == NULL || home[0] != '/') {
+		if ((pw = getpwuid(getuid())) == NULL)
+			return NULL;
+		home = pw->pw_dir;
+	}
+	if (asprintf(buf, "%s/.local/state/vigil", home) == -1)
+		return NULL;
+	return *buf;
+}
+
+/* mkdir -p with mode 0700 for the levels we create. */
+static int
+cli_mkdirs(const char *path)
+{
+	char buf[PATH_MAX];
+	char *p;
+
+	if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	for (p = buf + 1; *p != '\0'; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0700) == -1 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	if (mkdir(buf, 0700) == -1 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+static int
+cli_open(struct cli *c)
+{
+	struct vg_err err;
+	char *dbpath = NULL;
+
+	vg_err_clear(&err);
+	if (c->state_dir == NULL &&
+	    (c->state_dir = cli_default_state_dir(&c->state_dir_buf)) == NULL) {
+		fprintf(stderr, "vigil: cannot find a state folder: set "
+		    "--state-dir or XDG_STATE_HOME\n");
+		return -1;
+	}
+	if (cli_mkdirs(c->state_dir) == -1) {
+		fprintf(stderr, "vigil: cannot create state folder %s: %s\n",
+		    c->state_dir, strerror(errno));
+		return -1;
+	}
+	if (asprintf(&dbpath, "%s/vigil.db", c->state_dir) == -1)
+		return -1;
+	if (store_open(dbpath, &c->store, &err) == -1) {
+		fprintf(stderr, "vigil: %s\n", err.msg);
+		free(dbpath);
+		return -1;
+	}
+	free(dbpath);
+	c->ctx.store = c->store;
+	c->ctx.state_dir = c->state_dir;
+	c->peer.uid = getuid();
+	c->peer.gid = getgid();
+	c->peer.pid = getpid();
+	/* Local mode: the caller only ever reaches its own state folder. */
+	c->peer.admin = (getuid() == 0);
+	return 0;
+}
+
+/*
+ * Make a request and return its result (a new reference), or NULL after
+ * printing the error.  *errcode gets the error's code name on failure.
+ */
+static json_t *
+cli_call(struct cli *c, const char *method, json_t *params, json_t **errobj)
+{
+	json_t *req, *resp, *result = NULL, *e;
+
+	if (c->store == NULL && cli_open(c) == -1) {
+		json_decref(params);
+		return NULL;
+	}
+	req = json_object();
+	json_object_set_new(req, "id", json_integer(++c->next_id));
+	json_object_set_new(req, "method", json_string(method));
+	json_object_set_new(req, "params", params != NULL ? params :
+	    json_object());
+	resp = control_handle(&c->ctx, &c->peer, req);
+	json_decref(req);
+	if (json_is_true(json_object_get(resp, "ok"))) {
+		result = json_object_get(resp, "result");
+		json_incref(result);
+	} else {
+		e = json_object_get(resp, "error");
+		if (errobj != NULL) {
+			*errobj = e;
+			json_incref(e);
+		} else
+			fprintf(stderr, "vigil: %s\n", json_string_value(
+			    json_object_get(e, "message")));
+	}
+	json_decref(resp);
+	return result;
+}
+
+static void
+cli_print_json(json_t *j)
+{
+	json_dumpf(j, stdout, JSON_INDENT(2) | JSON_ENSURE_ASCII);
+	fputc('\n', stdout);
+}
+
+static int
+cli_status_exit(const char *status)
+{
+	if (status == NULL)
+		return EXIT_ERROR;
+	if (strcmp(status, "ok") == 0)
+		return EXIT_OK;
+	if (strcmp(status, "partial") == 0)
+		return EXIT_PARTIAL;
+	if (strcmp(status, "failed") == 0)
+		return EXIT_FAILED;
+	if (strcmp(status, "cancelled") == 0 ||
+	    strcmp(status, "interrupted") == 0)
+		return EXIT_CANCELLED;
+	if (strcmp(status, "skipped") == 0 || strcmp(status, "postponed") == 0)
+		return EXIT_SKIPPED;
+	return EXIT_ERROR;
+}
+
+/* ---- progress bar ---- */
+
+struct cli_progress {
+	struct timespec	start, last;
+	bool		shown;
+};
+
+static double
+cli_elapsed(const struct timespec *a, const struct timespec *b)
+{
+	return (double)(b->tv_sec - a->tv_sec) +
+	    (double)(b->tv_nsec - a->tv_nsec) / 1e9;
+}
+
+static void
+cli_progress_cb(const struct engine_progress *p, void *arg)
+{
+	struct cli_progress *cp = arg;
+	struct timespec now;
+	double el, rate, pct = -1, eta = -1;
+	char done[32], rt[32], *cur = NULL;
+	int width = 24, fill, i;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (p->phase != ENGINE_PHASE_DONE && cp->shown &&
+	    cli_elapsed(&cp->last, &now) < 0.1)
+		return;
+	cp->last = now;
+	cp->shown = true;
+	el = cli_elapsed(&cp->start, &now);
+	rate = el > 0 ? (double)p->bytes_done / el : 0;
+	if (p->bytes_todo > 0) {
+		pct = 100.0 * (double)p->bytes_done / (double)p->bytes_todo;
+		if (pct > 100)
+			pct = 100;
+		if (rate > 0)
+			eta = (double)(p->bytes_todo - (p->bytes_done <
+			    p->bytes_todo ? p->bytes_done : p->bytes_todo)) /
+			    rate;
+	}
+	report_human_bytes((double)p->bytes_done, done, sizeof done);
+	report_human_bytes(rate, rt, sizeof rt);
+	fprintf(stderr, "\r\033[K%-9s [", engine_phase_name(p->phase));
+	fill = pct >= 0 ? (int)(pct * width / 100) : 0;
+	for (i = 0; i < width; i++)
+		fputc(pct < 0 ? (i == (int)(el * 8) % width ? '#' : '.') :
+		    (i < fill ? '#' : '.'), stderr);
+	fprintf(stderr, "] ");
+	if (pct >= 0)
+		fprintf(stderr, "%3.0f%% ", pct);
+	fprintf(stderr, "%s %llu files %s/s", done,
+	    (unsigned long long)p->files_done, rt);
+	if (eta >= 0)
+		fprintf(stderr, " ETA %d:%02d", (int)eta / 60, (int)eta % 60);
+	if (p->current != NULL && (cur = log_escape(p->current)) != NULL) {
+		size_t l = strlen(cur);
+
+		fprintf(stderr, " %s", l > 30 ? cur + l - 30 : cur);
+		free(cur);
+	}
+	if (p->phase == ENGINE_PHASE_DONE)
+		fprintf(stderr, "\r\033[K");
+	fflush(stderr);
+}
+
+static void
+cli_on_sigint(int sig)
+{
+	(void)sig;
+	cli_cancel = 1;
+}
+
+/* ---- commands ---- */
+
+static int
+cmd_run(struct cli *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "wait", no_argument, NULL, 'w' },
+		{ "dry-run", no_argument, NULL, 'n' },
+		{ "rescan", no_argument, NULL, 'r' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct cli_progress cp;
+	struct sigaction sa;
+	json_t *params, *res, *log, *logp;
+	bool dry = false, rescan = false;
+	int ch, rc;
+
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "+nh", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'w':
+			break;	/* local mode always waits */
+		case 'n':
+			dry = true;
+			break;
+		case 'r':
+			rescan = true;
+			break;
+		case 'j':
+			c->json = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		default:
+			cli_die_usage("%s", "bad option for run");
+		}
+	}
+	if (optind != argc - 1)
+		cli_die_usage("%s", "run needs exactly one JOB");
+	params = json_object();
+	json_object_set_new(params, "job", json_string(argv[optind]));
+	json_object_set_new(params, "dry_run", json_boolean(dry));
+	json_object_set_new(params, "rescan", json_boolean(rescan));
+
+	memset(&cp, 0, sizeof cp);
+	clock_gettime(CLOCK_MONOTONIC, &cp.start);
+	if (!c->json && isatty(STDERR_FILENO)) {
+		c->ctx.progress = cli_progress_cb;
+		c->ctx.progress_arg = &cp;
+	}
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = cli_on_sigint;
+	sigaction(SIGINT, &sa, NULL);
+	c->ctx.cancel = &cli_cancel;
+
+	if ((res = cli_call(c, "run", params, NULL)) == NULL)
+		return EXIT_ERROR;
+	if (dry) {
+		if (c->json)
+			cli_print_json(res);
+		else
+			fputs(report_jstr(res, "plan"), stdout);
+		json_decref(res);
+		return EXIT_OK;
+	}
+	logp = json_object();
+	json_object_set_new(logp, "run", json_integer(report_jint(res, "run")));
+	if ((log = cli_call(c, "log", logp, NULL)) == NULL) {
+		json_decref(res);
+		return EXIT_ERROR;
+	}
+	if (c->json)
+		cli_print_json(log);
+	else
+		report_print_run(stdout, log, true);
+	rc = cli_status_exit(json_string_value(json_object_get(log,
+	    "status")));
+	json_decref(log);
+	json_decref(res);
+	return rc;
+}
+
+static int
+cmd_history(struct cli *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "limit", required_argument, NULL, 'l' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	json_t *params, *res, *r;
+	char *end;
+	long limit = 50;
+	size_t i;
+	int ch;
+
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "+l:h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'l':
+			errno = 0;
+			limit = strtol(optarg, &end, 10);
+			if (errno != 0 || *end != '\0' || limit < 0)
+				cli_die_usage("--limit wants a count, not %s",
+				    optarg);
+			break;
+		case 'j':
+			c->json = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		default:
+			cli_die_usage("%s", "bad option for history");
+		}
+	}
+	if (argc - optind > 1)
+		cli_die_usage("%s", "history takes at most one JOB");
+	params = json_object();
+	if (optind < argc)
+		json_object_set_new(params, "job", json_string(argv[optind]));
+	json_object_set_new(params, "limit", json_integer(limit));
+	if ((res = cli_call(c, "history", params, NULL)) == NULL)
+		return EXIT_ERROR;
+	if (c->json)
+		cli_print_json(res);
+	else {
+		if (json_array_size(res) == 0)
+			printf("no runs yet\n");
+		else
+			printf("%-6s %-20s %-11s %-9s %-24s %8s %10s\n", "RUN",
+			    "JOB", "STATUS", "PATH", "STARTED", "FILES",
+			    "BYTES");
+		json_array_foreach(res, i, r) {
+			char b[32];
+
+			report_human_bytes((double)report_jint(r, "bytes"), b, sizeof b);
+			printf("%-6lld %-20s %-11s %-9s %-24s %8lld %10s\n",
+			    report_jint(r, "id"), report_jstr(r, "job"), report_jstr(r, "status"),
+			    report_jstr(r, "path"), report_jstr(r, "started"),
+			    report_jint(r, "files"), b);
+		}
+	}
+	json_decref(res);
+	return EXIT_OK;
+}
+
+static int
+cli_parse_run_id(const char *s, int64_t *out)
+{
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v <= 0 || s[0] == '\0')
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int
+cmd_log(struct cli *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	json_t *params, *res;
+	int64_t id;
+	int ch;
+
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'j':
+			c->json = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		default:
+			cli_die_usage("%s", "bad option for log");
+		}
+	}
+	if (optind != argc - 1)
+		cli_die_usage("%s", "log needs exactly one RUN number");
+	if (cli_parse_run_id(argv[optind], &id) == -1)
+		cli_die_usage("RUN must be a run number (see `vigil history`), "
+		    "not %s", argv[optind]);
+	params = json_object();
+	json_object_set_new(params, "run", json_integer(id));
+	if ((res = cli_call(c, "log", params, NULL)) == NULL)
+		return EXIT_ERROR;
+	if (c->json)
+		cli_print_json(res);
+	else
+		report_print_run(stdout, res, true);
+	json_decref(res);
+	return EXIT_OK;
+}
+
+/* ---- jobs ---- */
+
+static char *
+cli_read_file(const char *path, size_t *lenp)
+{
+	FILE *fp;
+	char *buf = NULL;
+	size_t len = 0, cap = 0, n;
+
+	if (strcmp(path, "-") == 0)
+		fp = stdin;
+	else if ((fp = fopen(path, "re")) == NULL)
+		return NULL;
+	for (;;) {
+		if (cap - len < 65536) {
+			char *nb = realloc(buf, cap + 65536 + 1);
+
+			if (nb == NULL) {
+				free(buf);
+				buf = NULL;
+				break;
+			}
+			buf = nb;
+			cap += 65536;
+		}
+		n = fread(buf + len, 1, cap - len, fp);
+		len += n;
+		if (n == 0) {
+			if (ferror(fp)) {
+				free(buf);
+				buf = NULL;
+			}
+			break;
+		}
+	}
+	if (fp != stdin)
+		fclose(fp);
+	if (buf != NULL) {
+		buf[len] = '\0';
+		*lenp = len;
+	}
+	return buf;
+}
+
+/* Validate text as the caller; prints diagnostics; returns error count. */
+static size_t
+cli_validate_text(const char *filename, const char *text, size_t len,
+    FILE *out)
+{
+	struct vg_jobfile *jf = NULL;
+	struct vg_diags diags = { 0 };
+	struct vg_check_ctx cc;
+	size_t nerr;
+
+	(void)config_parse(filename, text, len, &jf, &diags);
+	memset(&cc, 0, sizeof cc);
+	cc.caller_uid = getuid();
+	cc.check_paths = true;
+	if (jf != NULL)
+		(void)config_check(jf, filename, &cc, &diags);
+	diags_print(&diags, out);
+	nerr = diags.nerrors;
+	if (jf == NULL && nerr == 0)
+		nerr = 1;
+	jobfile_free(jf);
+	diags_free(&diags);
+	return nerr;
+}
+
+static void
+cli_print_remote_diags(json_t *e)
+{
+	json_t *d, *diags = json_object_get(json_object_get(e, "detail"),
+	    "diagnostics");
+	size_t i;
+
+	json_array_foreach(diags, i, d) {
+		fprintf(stderr, "%s:%lld: ", report_jstr(d, "file"), report_jint(d, "line"));
+		if (json_is_string(json_object_get(d, "job")))
+			fprintf(stderr, "job %s: ", report_jstr(d, "job"));
+		if (json_is_string(json_object_get(d, "key")))
+			fprintf(stderr, "key %s: ", report_jstr(d, "key"));
+		fprintf(stderr, "%s%s\n", strcmp(report_jstr(d, "level"), "note") ==
+		    0 ? "note: " : "", report_jstr(d, "message"));
+		if (json_is_string(json_object_get(d, "hint")))
+			fprintf(stderr, "  hint: %s\n", report_jstr(d, "hint"));
+	}
+}
+
+static int
+cli_import_text(struct cli *c, const char *filename, const char *text,
+    bool replace)
+{
+	json_t *params, *res, *e = NULL;
+
+	params = json_object();
+	if (json_object_set_new(params, "text", json_string(text)) == -1) {
+		fprintf(stderr, "vigil: %s: the jobs file must be UTF-8 text\n",
+		    filename);
+		json_decref(params);
+		return EXIT_ERROR;
+	}
+	json_object_set_new(params, "filename", json_string(filename));
+	json_object_set_new(params, "replace", json_boolean(replace));
+	if ((res = cli_call(c, "jobs.import", params, &e)) == NULL) {
+		if (e != NULL) {
+			cli_print_remote_diags(e);
+			fprintf(stderr, "vigil: %s\n", report_jstr(e, "message"));
+			json_decref(e);
+		}
+		return EXIT_ERROR;
+	}
+	if (!c->json)
+		printf("imported %lld job%s from %s%s\n", report_jint(res, "jobs"),
+		    report_jint(res, "jobs") == 1 ? "" : "s", filename,
+		    replace ? " (replacing your job set)" : "");
+	else
+		cli_print_json(res);
+	json_decref(res);
+	return EXIT_OK;
+}
+
+static int
+cli_write_file_atomic(const char *path, const char *text)
+{
+	char tmp[PATH_MAX];
+	FILE *fp;
+	int fd;
+
+	if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >=
+	    (int)sizeof tmp) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) ==
+	    -1)
+		return -1;
+	if ((fp = fdopen(fd, "w")) == NULL) {
+		close(fd);
+		unlink(tmp);
+		return -1;
+	}
+	if (fputs(text, fp) == EOF || fflush(fp) == EOF ||
+	    fsync(fileno(fp)) == -1) {
+		fclose(fp);
+		unlink(tmp);
+		return -1;
+	}
+	if (fclose(fp) == EOF || rename(tmp, path) == -1) {
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+cli_run_editor(const char *path)
+{
+	const char *ed;
+	char *cmd = NULL;
+	pid_t pid;
+	int st;
+
+	if ((ed = getenv("VISUAL")) == NULL || *ed == '\0')
+		if ((ed = getenv("EDITOR")) == NULL || *ed == '\0')
+			ed = "vi";
+	/* $EDITOR may hold arguments ("code -w"): let sh split it, passing the
+	 * file as a separate argument so its name is never re-parsed. */
+	if (asprintf(&cmd, "%s \"$1\"", ed) == -1)
+		return -1;
+	if ((pid = fork()) == -1) {
+		free(cmd);
+		return -1;
+	}
+	if (pid == 0) {
+		execl("/bin/sh", "sh", "-c", cmd, "sh", path, (char *)NULL);
+		_exit(127);
+	}
+	free(cmd);
+	while (waitpid(pid, &st, 0) == -1)
+		if (errno != EINTR)
+			return -1;
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+static int
+cmd_jobs_edit(struct cli *c)
+{
+	json_t *res;
+	char path[] = "/tmp/vigil-jobs-XXXXXX.ini";
+	char *text = NULL, *errs = NULL;
+	size_t len, errlen = 0;
+	FILE *ef;
+	int fd, rc = EXIT_ERROR, ch, tty = isatty(STDIN_FILENO);
+
+	if ((res = cli_call(c, "jobs.export", NULL, NULL)) == NULL)
+		return EXIT_ERROR;
+	if ((fd = mkstemps(path, 4)) == -1) {
+		fprintf(stderr, "vigil: cannot create a temp file: %s\n",
+		    strerror(errno));
+		json_decref(res);
+		return EXIT_ERROR;
+	}
+	if (write(fd, report_jstr(res, "text"), strlen(report_jstr(res, "text"))) == -1) {
+		fprintf(stderr, "vigil: %s: %s\n", path, strerror(errno));
+		goto out;
+	}
+	close(fd);
+	fd = -1;
+	for (;;) {
+		if (cli_run_editor(path) == -1) {
+			fprintf(stderr, "vigil: the editor failed; your jobs "
+			    "are unchanged (your text is kept in %s)\n", path);
+			return EXIT_ERROR;
+		}
+		free(text);
+		if ((text = cli_read_file(path, &len)) == NULL) {
+			fprintf(stderr, "vigil: %s: %s\n", path,
+			    strerror(errno));
+			goto out;
+		}
+		free(errs);
+		errs = NULL;
+		if ((ef = open_memstream(&errs, &errlen)) == NULL)
+			goto out;
+		if (cli_validate_text(path, text, len, ef) == 0) {
+			fclose(ef);
+			if (errs != NULL && errlen > 0)
+				fputs(errs, stderr);
+			rc = cli_import_text(c, path, text, true);
+			break;
+		}
+		fclose(ef);
+		fputs(errs, stderr);
+		if (!tty) {
+			fprintf(stderr, "vigil: the jobs file has errors; "
+			    "nothing was changed (your text is kept in %s)\n",
+			    path);
+			return EXIT_ERROR;
+		}
+		fprintf(stderr, "vigil: errors in your jobs; edit again? "
+		    "[Y/n] ");
+		ch = getchar();
+		while (ch != '\n' && ch != EOF && getchar() != '\n')
+			;
+		if (ch == 'n' || ch == 'N' || ch == EOF) {
+			fprintf(stderr, "vigil: nothing was changed (your text "
+			    "is kept in %s)\n", path);
+			return EXIT_ERROR;
+		}
+	}
+out:
+	if (fd != -1)
+		close(fd);
+	unlink(path);
+	free(text);
+	free(errs);
+	json_decref(res);
+	return rc;
+}
+
+static int
+cmd_jobs(struct cli *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "replace", no_argument, NULL, 'r' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *sub, *out = NULL;
+	bool replace = false;
+	json_t *res, *params, *j;
+	char *text;
+	size_t len, i, nerr;
+	int ch;
+
+	if (argc < 2)
+		cli_die_usage("%s", "jobs needs a subcommand: list, show, "
+		    "validate, import, export, edit");
+	sub = argv[1];
+	argc--;
+	argv++;
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "+o:h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'r':
+			replace = true;
+			break;
+		case 'o':
+			out = optarg;
+			break;
+		case 'j':
+			c->json = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		default:
+			cli_die_usage("bad option for jobs %s", sub);
+		}
+	}
+	if (replace && strcmp(sub, "import") != 0)
+		cli_die_usage("%s", "--replace is an option of jobs import");
+	if (out != NULL && strcmp(sub, "export") != 0)
+		cli_die_usage("%s", "-o is an option of jobs export");
+
+	if (strcmp(sub, "validate") == 0 || strcmp(sub, "import") == 0) {
+		if (optind != argc - 1)
+			cli_die_usage("jobs %s needs exactly one FILE", sub);
+		if ((text = cli_read_file(argv[optind], &len)) == NULL) {
+			fprintf(stderr, "vigil: cannot read %s: %s\n",
+			    argv[optind], strerror(errno));
+			return EXIT_ERROR;
+		}
+		nerr = cli_validate_text(argv[optind], text, len, stderr);
+		if (nerr > 0) {
+			fprintf(stderr, "vigil: %s: %zu error%s%s\n",
+			    argv[optind], nerr, nerr == 1 ? "" : "s",
+			    strcmp(sub, "import") == 0 ?
+			    "; nothing was imported" : "");
+			free(text);
+			return EXIT_ERROR;
+		}
+		if (strcmp(sub, "validate") == 0) {
+			printf("%s: valid\n", argv[optind]);
+			free(text);
+			return EXIT_OK;
+		}
+		if (memchr(text, '\0', len) != NULL) {
+			free(text);
+			return EXIT_ERROR;
+		}
+		ch = cli_import_text(c, argv[optind], text, replace);
+		free(text);
+		return ch;
+	}
+	if (strcmp(sub, "export") == 0) {
+		if (optind != argc)
+			cli_die_usage("%s", "jobs export takes no arguments "
+			    "(use -o FILE)");
+		if ((res = cli_call(c, "jobs.export", NULL, NULL)) == NULL)
+			return EXIT_ERROR;
+		if (out != NULL && strcmp(out, "-") != 0) {
+			if (cli_write_file_atomic(out, report_jstr(res, "text")) ==
+			    -1) {
+				fprintf(stderr, "vigil: cannot write %s: %s\n",
+				    out, strerror(errno));
+				json_decref(res);
+				return EXIT_ERROR;
+			}
+		} else
+			fputs(report_jstr(res, "text"), stdout);
+		json_decref(res);
+		return EXIT_OK;
+	}
+	if (strcmp(sub, "list") == 0) {
+		if (optind != argc)
+			cli_die_usage("%s", "jobs list takes no arguments");
+		if ((res = cli_call(c, "jobs.list", NULL, NULL)) == NULL)
+			return EXIT_ERROR;
+		if (c->json)
+			cli_print_json(res);
+		else {
+			if (json_array_size(res) == 0)
+				printf("no jobs; `vigil jobs import FILE` adds "
+				    "some\n");
+			else
+				printf("%-20s %-8s %-7s %-18s %-10s %s\n",
+				    "JOB", "OWNER", "MODE", "SCHEDULE", "LAST",
+				    "DESTINATION");
+			json_array_foreach(res, i, j)
+				printf("%-20s %-8s %-7s %-18s %-10s %s\n",
+				    report_jstr(j, "name"), report_jstr(j, "owner"),
+				    report_jstr(j, "mode"), report_jstr(j, "schedule"),
+				    report_jstr(j, "last_status"),
+				    report_jstr(j, "destination"));
+		}
+		json_decref(res);
+		return EXIT_OK;
+	}
+	if (strcmp(sub, "show") == 0) {
+		if (optind != argc - 1)
+			cli_die_usage("%s", "jobs show needs exactly one JOB");
+		params = json_object();
+		json_object_set_new(params, "job", json_string(argv[optind]));
+		if ((res = cli_call(c, "jobs.show", params, NULL)) == NULL)
+			return EXIT_ERROR;
+		if (c->json)
+			cli_print_json(res);
+		else {
+			printf("# job %s (id %lld, owner %s, last %s)\n",
+			    report_jstr(res, "name"), report_jint(res, "id"),
+			    report_jstr(res, "owner"), report_jstr(res, "last_status"));
+			fputs(report_jstr(res, "definition"), stdout);
+		}
+		json_decref(res);
+		return EXIT_OK;
+	}
+	if (strcmp(sub, "edit") == 0) {
+		if (optind != argc)
+			cli_die_usage("%s", "jobs edit takes no arguments");
+		return cmd_jobs_edit(c);
+	}
+	cli_die_usage("unknown jobs subcommand: %s", sub);
+	return EXIT_USAGE;
+}
+
+/* ---- restore ---- */
+
+static int
+cli_parse_time(const char *s, int64_t *ms)
+{
+	struct tm tm;
+	const char *fmts[] = { "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S",
+	    "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d" };
+	const char *end;
+	size_t i;
+	time_t t;
+
+	for (i = 0; i < sizeof fmts / sizeof fmts[0]; i++) {
+		memset(&tm, 0, sizeof tm);
+		end = strptime(s, fmts[i], &tm);
+		if (end == NULL || *end != '\0')
+			continue;
+		tm.tm_isdst = -1;
+		if ((t = mktime(&tm)) == (time_t)-1)
+			return -1;
+		*ms = (int64_t)t * 1000;
+		return 0;
+	}
+	return -1;
+}
+
+static int
+cmd_restore(struct cli *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "as-of", required_argument, NULL, 'a' },
+		{ "to", required_argument, NULL, 't' },
+		{ "overwrite", no_argument, NULL, 'o' },
+		{ "dry-run", no_argument, NULL, 'n' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct restore_opts ro;
+	struct restore_result rr;
+	struct vg_job_def *job = NULL;
+	struct vg_diags diags = { 0 };
+	struct vg_err err;
+	json_t *params, *res;
+	const char *as_of = NULL;
+	size_t i;
+	int ch, rc = EXIT_ERROR;
+
+	memset(&ro, 0, sizeof ro);
+	memset(&rr, 0, sizeof rr);
+	vg_err_clear(&err);
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "+nh", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'a':
+			as_of = optarg;
+			break;
+		case 't':
+			ro.to = optarg;
+			break;
+		case 'o':
+			ro.overwrite = true;
+			break;
+		case 'n':
+			ro.dry_run = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		default:
+			cli_die_usage("%s", "bad option for restore");
+		}
+	}
+	if (optind >= argc)
+		cli_die_usage("%s", "restore needs a JOB");
+	if (as_of != NULL && cli_parse_run_id(as_of, &ro.as_of_run) == -1 &&
+	    cli_parse_time(as_of, &ro.as_of_ms) == -1)
+		cli_die_usage("--as-of wants a run number or a time such as "
+		    "2026-11-20 or \"2026-11-20 14:30\", not %s", as_of);
+	if (ro.to != NULL && ro.to[0] == '\0')
+		cli_die_usage("%s", "--to needs a folder");
+	params = json_object();
+	json_object_set_new(params, "job", json_string(argv[optind]));
+	if ((res = cli_call(c, "jobs.show", params, NULL)) == NULL)
+		return EXIT_ERROR;
+	if ((job = config_parse_job(report_jstr(res, "definition"), &diags)) == NULL) {
+		fprintf(stderr, "vigil: job %s: its definition does not parse\n",
+		    argv[optind]);
+		goto out;
+	}
+	if (ro.as_of_run > 0) {
+		json_t *lp = json_object(), *run, *e = NULL;
+
+		json_object_set_new(lp, "run", json_integer(ro.as_of_run));
+		if ((run = cli_call(c, "log", lp, &e)) == NULL) {
+			fprintf(stderr, "vigil: --as-of %lld: %s\n",
+			    (long long)ro.as_of_run, report_jstr(e, "message"));
+			json_decref(e);
+			goto out;
+		}
+		if (report_jint(run, "job_id") != report_jint(res, "id")) {
+			fprintf(stderr, "vigil: --as-of %lld: that run belongs "
+			    "to job %s, not %s\n", (long long)ro.as_of_run,
+			    report_jstr(run, "job"), argv[optind]);
+			json_decref(run);
+			goto out;
+		}
+		json_decref(run);
+	}
+	ro.job = job;
+	ro.paths = (const char *const *)(argv + optind + 1);
+	ro.npaths = (size_t)(argc - optind - 1);
+	ro.out = stdout;
+	ro.keep_owner = false;
+	if (restore_run(&ro, &rr, &err) == -1) {
+		if (err.msg[0] != '\0')
+			fprintf(stderr, "vigil: %s\n", err.msg);
+		for (i = 0; i < rr.nmessages; i++)
+			fprintf(stderr, "vigil: %s\n", rr.messages[i]);
+		rc = EXIT_ERROR;
+	} else
+		rc = EXIT_OK;
+	printf("restored %llu, unchanged %llu, skipped as newer %llu, "
+	    "errors %llu\n", (unsigned long long)rr.files_restored,
+	    (unsigned long long)rr.files_unchanged,
+	    (unsigned long long)rr.files_skipped_newer,
+	    (unsigned long long)rr.errors);
+	if (rr.files_skipped_newer > 0)
+		printf("files newer than the backup were left alone; "
+		    "--overwrite replaces them\n");
+out:
+	restore_result_free(&rr);
+	job_def_free(job);
+	diags_free(&diags);
+	json_decref(res);
+	return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "state-dir", required_argument, NULL, 's' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct cli c;
+	int ch, rc;
+
+	memset(&c, 0, sizeof c);
+	log_init("vigil", LOG_TARGET_STDERR, 0);
+	/* '+': stop at the command so its own options reach it. */
+	while ((ch = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 's':
+			if (optarg[0] == '\0')
+				cli_die_usage("%s", "--state-dir needs a folder");
+			c.state_dir = optarg;
+			break;
+		case 'j':
+			c.json = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		case 'V':
+			printf("vigil %s\n", VIGIL_VERSION);
+			return EXIT_OK;
+		default:
+			fprintf(stderr, "Try 'vigil --help'.\n");
+			return EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	argc -= optind;
+	argv += optind;
+	if (strcmp(argv[0], "run") == 0)
+		rc = cmd_run(&c, argc, argv);
+	else if (strcmp(argv[0], "history") == 0)
+		rc = cmd_history(&c, argc, argv);
+	else if (strcmp(argv[0], "log") == 0)
+		rc = cmd_log(&c, argc, argv);
+	else if (strcmp(argv[0], "jobs") == 0)
+		rc = cmd_jobs(&c, argc, argv);
+	else if (strcmp(argv[0], "restore") == 0)
+		rc = cmd_restore(&c, argc, argv);
+	else {
+		fprintf(stderr, "vigil: unknown command %s\n", argv[0]);
+		fprintf(stderr, "Try 'vigil --help'.\n");
+		rc = EXIT_USAGE;
+	}
+	if (c.store != NULL)
+		store_close(c.store);
+	free(c.state_dir_buf);
+	return rc;
+}

@@ -4,9 +4,10 @@
  * The text form of a job set is an INI file (docs/config.md, DESIGN.md "Jobs
  * file").  config_parse() turns text into a struct vg_jobfile; every problem
  * becomes a struct vg_diag with file, line, key, message and hint, and parsing
- * goes on so that one pass reports every error.  config_check() adds the
- * checks that need the filesystem or other jobs (a missing source, a
- * destination inside a source, duplicate names).  config_export() writes jobs
+ * goes on so that one pass reports every error (duplicate job names are found
+ * here too).  config_check() adds the checks that need the filesystem or the
+ * user database (a missing source, a destination inside a source, an unknown
+ * owner).  config_export() writes jobs
  * back, comments included, so a round trip loses nothing.
  *
  * Ownership: config_parse() returns a jobfile the caller frees with
@@ -44,6 +45,11 @@ struct vg_strlist {
 struct vg_job_def {
 	char			*name;
 	unsigned		 line;		/* line of the [job] header */
+	/* Lines of some keys, for config_check()'s diagnostics (0 or NULL
+	 * when unknown, e.g. for a job built by hand). */
+	unsigned		*source_lines;	/* parallel to sources.v */
+	unsigned		 destination_line, require_mount_line,
+				 owner_line;
 	struct vg_strlist	 sources;	/* absolute paths, >= 1 */
 	char			*destination;
 	enum vg_mode		 mode;
@@ -88,7 +94,8 @@ struct vg_job_def {
 
 struct vg_jobfile {
 	char			 *preamble;	/* comments before the first job
-						   that are not attached to it */
+						   that are not attached to it;
+						   "" when there are none */
 	struct vg_job_def	**jobs;
 	size_t			  njobs;
 };
@@ -141,9 +148,18 @@ char	*config_export(const char *preamble, struct vg_job_def *const *jobs,
 	    size_t njobs);
 
 /* Values, shared with the scheduler and the CLI. */
+/* "90s", "5m", "2h", "3d", or combined "1h30m": 0 or -1. */
 int	config_parse_duration(const char *s, uint64_t *seconds);
+/* 1 if name is a valid job name ([A-Za-z0-9._-]{1,64}, not "." or ".."),
+ * else 0. */
 int	config_valid_job_name(const char *name);
-/* Split a pre/post/exec: command like systemd's ExecStart=. */
+/*
+ * Split a pre/post/exec: command like systemd's ExecStart=: words separated
+ * by blanks, double (or single) quotes group, a backslash escapes the next
+ * character (\n, \t also understood).  Words are appended to out.  Returns
+ * 0, or -1 with *errmsg (malloc'd, caller frees) for an unterminated quote or
+ * a trailing backslash.
+ */
 int	config_split_argv(const char *s, struct vg_strlist *out, char **errmsg);
 const char *config_mode_name(enum vg_mode m);
 
@@ -152,7 +168,15 @@ void	job_def_free(struct vg_job_def *job);
 void	strlist_free(struct vg_strlist *l);
 int	strlist_push(struct vg_strlist *l, const char *s);
 void	diags_free(struct vg_diags *d);
-/* Print "file:line: job NAME: key: message (hint: ...)" lines. */
+/* Add one diagnostic (strings are copied; file, job, key, hint may be
+ * NULL).  Counts errors in d->nerrors even if memory runs out.  0 or -1. */
+int	diags_add(struct vg_diags *d, enum vg_diag_level level,
+	    const char *file, unsigned line, const char *job, const char *key,
+	    const char *hint, const char *fmt, ...)
+	    __attribute__((format(printf, 8, 9)));
+/* Print "FILE:LINE: job NAME: key KEY: message" lines, each followed by
+ * "  hint: ..." when there is a hint; notes say "note: " before the
+ * message.  Untrusted bytes are escaped. */
 void	diags_print(const struct vg_diags *d, FILE *fp);
 
 #endif

@@ -20,7 +20,11 @@
 
 #include "common/err.h"
 
-#define STORE_SCHEMA_VERSION	1
+/* v1: jobs, runs, run_files, settings.  v2: runs.details_json and the
+ * indexes that list runs newest first. */
+#define STORE_SCHEMA_VERSION	2
+/* How long a write waits for another connection's lock before failing. */
+#define STORE_BUSY_MS		10000
 
 struct vg_store;
 
@@ -38,8 +42,12 @@ struct vg_job_row {
 	int64_t	 updated;
 	int64_t	 last_run;	/* start of the last run, 0 = never */
 	int64_t	 next_run;	/* 0 = not scheduled */
+	int64_t	 deleted;	/* unix seconds when an import removed it,
+				   0 = live (only store_job_get_id returns
+				   removed jobs) */
 };
-void	job_row_free(struct vg_job_row *row);	/* NULL-safe */
+/* Free the strings inside a row (not the row itself); NULL-safe. */
+void	job_row_free(struct vg_job_row *row);
 void	job_rows_free(struct vg_job_row *rows, size_t n);
 
 /* One job to import. */
@@ -56,7 +64,10 @@ enum store_import_mode { STORE_IMPORT_MERGE, STORE_IMPORT_REPLACE };
  * (same owner and name keeps the job's id).  REPLACE also removes, for each
  * uid in scope[], every job of that uid not in puts[]; removed jobs are
  * marked deleted and keep their runs.  preamble (may be NULL) is stored as
- * the file-level comments of scope_uid's export.
+ * the file-level comments of preamble_uid's export (setting
+ * "preamble:<uid>"); NULL leaves the saved preamble as it is.  A job removed
+ * by REPLACE and imported again later gets a new id.  Two puts with the same
+ * owner and name are refused (VG_ERR_INVALID).
  */
 int	store_jobs_import(struct vg_store *st, enum store_import_mode mode,
 	    const struct vg_job_put *puts, size_t nputs,
@@ -130,6 +141,7 @@ struct vg_run_row {
 					   warnings) as a JSON object text;
 					   may be NULL */
 };
+/* Free the strings inside a row (not the row itself); NULL-safe. */
 void	run_row_free(struct vg_run_row *row);
 void	run_rows_free(struct vg_run_row *rows, size_t n);
 
@@ -148,8 +160,10 @@ void	run_files_free(struct vg_run_file *v, size_t n);
 /* Insert a run row in state RUNNING; started now.  Sets *run_id. */
 int	store_run_begin(struct vg_store *st, int64_t job_id, const char *trigger,
 	    bool dry_run, int64_t *run_id, struct vg_err *err);
-/* Write the final record (status, counts, message, details) and the files,
- * in one transaction. row->id names the run. */
+/* Write the final record (status, path, path_reason, counts, capture,
+ * message, details_json) and the files, in one transaction.  row->id names
+ * the run; row->ended 0 means now; job_id, trigger, dry_run and started keep
+ * what store_run_begin() wrote.  status RUNNING is refused. */
 int	store_run_finish(struct vg_store *st, const struct vg_run_row *row,
 	    const struct vg_run_file *files, size_t nfiles, struct vg_err *err);
 int	store_run_get(struct vg_store *st, int64_t run_id, struct vg_run_row *row,
@@ -169,7 +183,7 @@ int	store_runs_mark_interrupted(struct vg_store *st, size_t *n,
 int	store_setting_get(struct vg_store *st, const char *key, char **value,
 	    struct vg_err *err);	/* *value NULL when unset */
 int	store_setting_set(struct vg_store *st, const char *key, const char *value,
-	    struct vg_err *err);
+	    struct vg_err *err);	/* value NULL removes the key */
 
 /* For tests: the schema version of an open store. */
 int	store_user_version(struct vg_store *st);

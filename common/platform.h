@@ -1,0 +1,122 @@
+/*
+ * platform.h: the operating-system interface of vigil.  Everything that is
+ * specific to one OS lives behind these plat_* calls, implemented once per OS
+ * (common/linux/ for Linux).  Nothing outside those folders uses
+ * #ifdef __linux__.
+ *
+ * Conventions: calls return 0 (or a count) on success and -1 with errno set
+ * on failure, like the system calls they wrap, unless said otherwise.  They
+ * never log.  Memory returned through an out-pointer is malloc'd and the
+ * caller frees it with free().
+ *
+ * This part covers the file-system calls the copy engine needs.  Sessions,
+ * credentials, snapshots, timers and service lifecycle join it as their
+ * issues land.
+ */
+#ifndef VIGIL_PLATFORM_H
+#define VIGIL_PLATFORM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* ---- copying file content ---- */
+
+/*
+ * Make dst_fd (empty, opened for writing) share src_fd's content (a reflink:
+ * FICLONE on btrfs and XFS).  0 on success: dst then has src's size and
+ * content and no data was copied.  -1 with errno (EOPNOTSUPP, EXDEV, EINVAL,
+ * ...) when the filesystems cannot clone; dst is left empty.
+ */
+int	plat_clone_file(int dst_fd, int src_fd);
+
+/*
+ * Copy len bytes from src_fd at *src_off to dst_fd at *dst_off inside the
+ * kernel (copy_file_range), advancing both offsets.  Returns the bytes
+ * copied (0 at end of file) or -1 with errno.  errno EXDEV, EINVAL, ENOSYS,
+ * EOPNOTSUPP or EBADF means "not possible here": fall back to read/write.
+ */
+ssize_t	plat_copy_range(int src_fd, off_t *src_off, int dst_fd, off_t *dst_off,
+	    size_t len);
+
+/*
+ * Sparse files.  plat_next_data() sets *data to the first data byte at or
+ * after off and *hole to the end of that data run (the next hole, or the
+ * file size).  Returns 1 when a data run was found, 0 when only a hole
+ * remains up to the end of the file, -1 with errno on error.  When the
+ * filesystem cannot report holes it reports the whole file as data, which
+ * is always correct.
+ */
+int	plat_next_data(int fd, off_t off, off_t size, off_t *data, off_t *hole);
+
+/* Drop the cached pages of fd (after it is durable) so that a re-read comes
+ * from the device.  Advisory: errors are ignored. */
+void	plat_drop_cache(int fd);
+
+/* ---- durability ---- */
+
+/* Flush every dirty file of the filesystem that holds fd (syncfs). */
+int	plat_syncfs(int fd);
+
+/* ---- opening files safely ---- */
+
+/*
+ * Open name under dirfd for reading with O_RDONLY|O_NOFOLLOW|O_NONBLOCK|
+ * O_CLOEXEC|O_NOCTTY, plus O_NOATIME where the caller may use it.  Never follows a
+ * symlink in name, never blocks on a FIFO, never becomes a controlling
+ * terminal.  The caller must still fstat() the result and check the type.
+ */
+int	plat_open_read(int dirfd, const char *name);
+
+/*
+ * Open path (relative, may have several components) beneath dirfd, never
+ * leaving it and never following symlinks (openat2 RESOLVE_BENEATH |
+ * RESOLVE_NO_SYMLINKS, or a component-by-component openat walk where openat2
+ * is missing).  flags as for openat; O_CLOEXEC is added.
+ */
+int	plat_open_beneath(int dirfd, const char *path, int flags, mode_t mode);
+
+/* ---- extended attributes (ACLs are the system.posix_acl_* ones) ---- */
+
+/*
+ * List the xattr names of fd.  *names gets a malloc'd buffer of
+ * NUL-terminated names back to back (*len bytes in all; NULL and 0 when the
+ * file has none).  -1 with errno ENOTSUP when the filesystem has no xattrs.
+ */
+int	plat_xattr_list(int fd, char **names, size_t *len);
+/* Read one xattr's value into a malloc'd *value (*len bytes). */
+int	plat_xattr_get(int fd, const char *name, void **value, size_t *len);
+int	plat_xattr_set(int fd, const char *name, const void *value, size_t len);
+
+/* ---- what a directory is ---- */
+
+struct plat_fsinfo {
+	bool	 pseudo;	/* never walk it (proc, sysfs, devtmpfs, ...,
+				   or a fuse mount another uid owns) */
+	char	 type[32];	/* short name: "proc", "fuse", "ext4", ... or
+				   "0x<magic>" */
+};
+/* Describe the filesystem that holds the directory dirfd.  uid is the user
+ * the run reads as: fuse mounts it does not own count as pseudo. */
+int	plat_fs_info(int dirfd, uid_t uid, struct plat_fsinfo *out);
+
+/*
+ * Set *is_root true when name under dirfd (or dirfd itself when name is "")
+ * is the root of a mounted filesystem (statx STATX_ATTR_MOUNT_ROOT, or a
+ * device/inode comparison with the parent).  Does not follow a symlink in
+ * name.
+ */
+int	plat_is_mount_root(int dirfd, const char *name, bool *is_root);
+
+/* ---- process ---- */
+
+/* Idle I/O scheduling class and nice 10 for the calling process.  On
+ * failure of either part, -1 with errno (the other part may be applied). */
+int	plat_set_low_priority(void);
+
+/* Raise the soft limit on open files to the hard limit (deep trees keep one
+ * directory open per level).  Returns the new soft limit, or -1. */
+long	plat_raise_fd_limit(void);
+
+#endif

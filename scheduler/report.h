@@ -1,0 +1,21 @@
+/*
+ * report.h: the human form of a run record, shared by `vigil run --wait`,
+ * `vigil log` and `vigild --run-once` so that they print the same summary.
+ * The record is the JSON object of control_run_json() plus "files".
+ */
+#ifndef VIGIL_REPORT_H
+#define VIGIL_REPORT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+/* Print status, path, counts, capture counts, warnings and (with_files)
+ * every file not captured the primary way or with a problem. */
+void		 report_print_run(FILE *fp, json_t *run, bool with_files);
+void		 report_human_bytes(double bytes, char *buf, size_t len);
+/* Convenience getters: "-" / 0 when the key is missing. */
+const char	*report_jstr(json_t *o, const char *key);
+long long	 report_jint(json_t *o, const char *key);
+
+#endif
