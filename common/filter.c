@@ -39,7 +39,7 @@ struct filter_pat {
 	char			*text;
 	int			 anchored;
 	int			 dir_only;
-	int			 below_only;	/* ended in "/**": only what
+	int			 below_only;	/* ended in a "**" component: only what
 						   is below the match */
 	struct filter_comp	*comps;
 	size_t			 ncomps;
@@ -255,6 +255,7 @@ static int
 filter_pat_compile(const char *pattern, struct filter_pat *out, char **errmsg)
 {
 	struct filter_pat p;
+	struct filter_comp *c;
 	const char *s, *e;
 	size_t len, i, n, clen;
 	int ret = -1;
@@ -326,7 +327,7 @@ filter_pat_compile(const char *pattern, struct filter_pat *out, char **errmsg)
 			    "component, which never matches", pattern);
 			goto out;
 		}
-		struct filter_comp *c = &p.comps[p.ncomps];
+		c = &p.comps[p.ncomps];
 		c->s = s;
 		c->len = clen;
 		if (clen == 2 && s[0] == '*' && s[1] == '*' && p.anchored)

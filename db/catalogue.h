@@ -55,15 +55,20 @@ struct catalogue_entry {
 /*
  * Open or create.  dest_key identifies the destination (e.g. its path plus
  * device); a catalogue written for another key is discarded.  *fresh is set
- * true when the catalogue started empty (new, corrupt, foreign or left dirty
- * by an interrupted run when discard_dirty is true).
+ * true when the catalogue started empty (new, corrupt, foreign).  A corrupt
+ * file (not SQLite, quick_check fails, another format) is moved aside to
+ * "<path>.corrupt" with a warning in the log; one held by another process
+ * (a second run of the job) is an error and is left alone.
  */
 int	catalogue_open(const char *path, const char *dest_key,
 	    struct vg_catalogue **out, bool *fresh, struct vg_err *err);
 void	catalogue_close(struct vg_catalogue *cat);
 
 /* Dirty flag: set at run start, cleared after a complete run.  A catalogue
- * found dirty means the last run did not finish (temp files may remain). */
+ * found dirty means the last run did not finish (temp files may remain).
+ * catalogue_was_dirty() is the flag as found at open; it is also true when a
+ * corrupt file was discarded (its state is unknown).  Setting it outside a
+ * batch is flushed to disk before catalogue_set_dirty() returns. */
 int	catalogue_set_dirty(struct vg_catalogue *cat, bool dirty,
 	    struct vg_err *err);
 bool	catalogue_was_dirty(struct vg_catalogue *cat);
@@ -71,6 +76,8 @@ bool	catalogue_was_dirty(struct vg_catalogue *cat);
 int	catalogue_begin(struct vg_catalogue *cat, struct vg_err *err);
 int	catalogue_commit(struct vg_catalogue *cat, struct vg_err *err);
 
+/* *out is one allocation holding the entries and their names: free it only
+ * with catalogue_entries_free(), never a name alone.  *out NULL when n is 0. */
 int	catalogue_dir_load(struct vg_catalogue *cat, const char *dir,
 	    size_t dir_len, struct catalogue_entry **out, size_t *n,
 	    struct vg_err *err);

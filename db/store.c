@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,6 +146,7 @@ store_dberr_at(struct vg_store *st, struct vg_err *err, int rc,
 	char op[512];
 	const char *why;
 	va_list ap;
+	int syserr;
 
 	if (err == NULL)
 		return;
@@ -153,6 +155,7 @@ store_dberr_at(struct vg_store *st, struct vg_err *err, int rc,
 	va_end(ap);
 	why = (st->db != NULL && sqlite3_extended_errcode(st->db) == rc) ?
 	    sqlite3_errmsg(st->db) : sqlite3_errstr(rc);
+	syserr = st->db != NULL ? sqlite3_system_errno(st->db) : 0;
 
 	switch (rc & 0xff) {
 	case SQLITE_FULL:
@@ -181,15 +184,15 @@ store_dberr_at(struct vg_store *st, struct vg_err *err, int rc,
 		    "mode of the file and its folder", st->path, op, why);
 		break;
 	case SQLITE_CANTOPEN:
-		vg_err_set_at(err, VG_ERR_DB, sqlite3_system_errno(st->db),
+		vg_err_set_at(err, VG_ERR_DB, syserr,
 		    func, "database %s: %s: cannot open it (%s: %s); check "
 		    "that its folder exists and is writable", st->path, op, why,
-		    strerror(sqlite3_system_errno(st->db)));
+		    strerror(syserr));
 		break;
 	case SQLITE_IOERR:
-		vg_err_set_at(err, VG_ERR_DB, sqlite3_system_errno(st->db),
+		vg_err_set_at(err, VG_ERR_DB, syserr,
 		    func, "database %s: %s: I/O error (%s: %s)", st->path, op,
-		    why, strerror(sqlite3_system_errno(st->db)));
+		    why, strerror(syserr));
 		break;
 	default:
 		vg_err_set_at(err, VG_ERR_DB, 0, func, "database %s: %s: %s",
@@ -473,6 +476,7 @@ store_migrate(struct vg_store *st, int upto, struct vg_err *err)
 	char sql[64];
 	int64_t v, now, ntables;
 	int target = upto > 0 ? upto : STORE_SCHEMA_VERSION;
+	bool existed;
 
 	if (store_get_int(st, "PRAGMA user_version", &v,
 	    "reading the schema version", err) == -1)
@@ -480,9 +484,10 @@ store_migrate(struct vg_store *st, int upto, struct vg_err *err)
 	if (v > STORE_SCHEMA_VERSION) {
 		vg_err_set(err, VG_ERR_DB, "database %s: schema v%lld was "
 		    "written by a newer vigil (this one knows up to v%d); "
-		    "install that version again, or restore %s.pre-v%lld",
-		    st->path, (long long)v, STORE_SCHEMA_VERSION, st->path,
-		    (long long)v);
+		    "install the newer vigil again, or restore %s.pre-v%d "
+		    "(the copy taken before that upgrade)", st->path,
+		    (long long)v, STORE_SCHEMA_VERSION, st->path,
+		    STORE_SCHEMA_VERSION + 1);
 		return -1;
 	}
 	if (v == 0) {
@@ -497,8 +502,10 @@ store_migrate(struct vg_store *st, int upto, struct vg_err *err)
 			return -1;
 		}
 	}
+	/* A new, empty database needs no copy before its first steps. */
+	existed = v > 0;
 	while (v < target) {
-		if (v > 0 && store_copy_before(st, (int)v + 1, err) == -1) {
+		if (existed && store_copy_before(st, (int)v + 1, err) == -1) {
 			vg_err_prefix(err, "before upgrading %s to schema v%d",
 			    st->path, (int)v + 1);
 			return -1;
@@ -608,6 +615,8 @@ store_open_ex(const char *path, int upto, int busy_ms, struct vg_store **out,
 		    "filesystem", path, mode != NULL ? mode : "unknown");
 		goto out;
 	}
+	sqlite3_finalize(stmt);
+	stmt = NULL;
 	if (store_exec(st, "PRAGMA synchronous = NORMAL;"
 	    "PRAGMA foreign_keys = ON;", "setting pragmas", err) == -1)
 		goto out;
@@ -964,8 +973,8 @@ store_job_get(struct vg_store *st, uid_t owner_uid, const char *name,
 	int ret = -1;
 
 	memset(row, 0, sizeof *row);
-	if (store_prepare(st, "SELECT " STORE_JOB_COLUMNS " WHERE owner_uid = ? "
-	    "AND name = ? AND deleted = 0", &stmt, "reading a job", err) == -1)
+	if (store_prepare(st, "SELECT " STORE_JOB_COLUMNS " WHERE "
+	    "owner_uid = ? AND name = ? AND deleted = 0", &stmt, "reading a job", err) == -1)
 		goto out;
 	sqlite3_bind_int64(stmt, 1, (int64_t)owner_uid);
 	store_bind_text(stmt, 2, name);

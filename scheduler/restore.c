@@ -1,1 +1,1833 @@
-/* placeholder: being written */
+/*
+ * restore.c: bring files back from a backup or mirror destination
+ * (restore.h; the layout is in docs/architecture.md).
+ *
+ * Each requested path becomes a list of candidates: the entries of the
+ * current destination under it, plus every file the versions area holds
+ * under it in stamps after the as-of point (files deleted since).  Each
+ * candidate is resolved to its state at that point: the earliest event
+ * after it decides (a version: restore that content; an `.added` entry,
+ * for the path or one of its parents: the path did not exist), and with no
+ * event the current destination entry stands.
+ *
+ * Every target is reached by opening one component at a time with
+ * O_DIRECTORY|O_NOFOLLOW from the target root, and written to a temp file
+ * in its own folder that is flushed and renamed over the final name; so a
+ * symlink planted anywhere in a target path is never written through.
+ * Reading the destination walks the same way.  Hard-linked files come back
+ * as separate copies.  Folders the restore creates get their mode and
+ * mtime at the end (deepest first).
+ */
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "scheduler/restore.h"
+
+#define RS_COPY_BUF	(256 * 1024)
+#define RS_TMP_TRIES	1000
+
+struct rs_strv {
+	char	**v;
+	size_t	  n, cap;
+};
+
+/* One versions stamp after the as-of point. */
+struct rs_stamp {
+	char		*name;		/* YYYYMMDDTHHMMSSZ-rN */
+	int64_t		 run;
+	int64_t		 ms;
+	bool		 has_dir;
+	bool		 has_added;
+	struct rs_strv	 added;		/* sorted dest-relative paths */
+	struct rs_strv	 versions;	/* sorted, non-directories only */
+};
+
+/* Where the dest-relative prefix dprefix is written: troot. */
+struct rs_unit {
+	const char	*dprefix;	/* "" = the destination root */
+	char		*troot;		/* target root path, as text */
+	int		 tfd;		/* -1: missing (dry run only) */
+	bool		 used;
+};
+
+struct rs_req {
+	const char	*arg;		/* as given ("" for everything) */
+	char		*rel;		/* dest-relative, "" = the root */
+	size_t		 unit;
+};
+
+/* A folder the restore created: mode and mtime are set at the end. */
+struct rs_dirfix {
+	size_t		 unit;
+	char		*trel;
+	mode_t		 mode;
+	struct timespec	 mtime;
+	uid_t		 uid;
+	gid_t		 gid;
+};
+
+enum rs_kind { RS_CURRENT, RS_VERSION, RS_ABSENT };
+
+struct rs_ctx {
+	const struct restore_opts *o;
+	struct restore_result	*res;
+	char			*dest;		/* destination, no trailing / */
+	int			 destfd;
+	int			 versfd;	/* .vigil/versions or -1 */
+	struct rs_stamp		*ev;		/* ascending by run id */
+	size_t			 nev;
+	struct rs_unit		*units;
+	size_t			 nunits;
+	struct rs_req		*reqs;
+	size_t			 nreqs;
+	struct rs_dirfix	*fix;
+	size_t			 nfix;
+	bool			 chown;		/* keep_owner as root */
+	unsigned		 tmpn;
+	char			 asof[96];	/* " as of ...", or "" */
+};
+
+static int
+rs_strv_push(struct rs_strv *sv, char *s)
+{
+	char **nv;
+	size_t ncap;
+
+	if (sv->n == sv->cap) {
+		ncap = sv->cap ? sv->cap * 2 : 64;
+		if ((nv = reallocarray(sv->v, ncap, sizeof *nv)) == NULL)
+			return -1;
+		sv->v = nv;
+		sv->cap = ncap;
+	}
+	sv->v[sv->n++] = s;
+	return 0;
+}
+
+static void
+rs_strv_free(struct rs_strv *sv)
+{
+	size_t i;
+
+	for (i = 0; i < sv->n; i++)
+		free(sv->v[i]);
+	free(sv->v);
+	memset(sv, 0, sizeof *sv);
+}
+
+static int
+rs_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Sort and drop duplicates. */
+static void
+rs_strv_sort(struct rs_strv *sv)
+{
+	size_t i, j;
+
+	if (sv->n == 0)
+		return;
+	qsort(sv->v, sv->n, sizeof *sv->v, rs_cmp);
+	for (i = 1, j = 1; i < sv->n; i++) {
+		if (strcmp(sv->v[i], sv->v[j - 1]) == 0)
+			free(sv->v[i]);
+		else
+			sv->v[j++] = sv->v[i];
+	}
+	sv->n = j;
+}
+
+static bool
+rs_strv_has(const struct rs_strv *sv, const char *s)
+{
+	if (sv->n == 0)
+		return false;
+	return bsearch(&s, sv->v, sv->n, sizeof *sv->v, rs_cmp) != NULL;
+}
+
+/* "a" + "/" + "b", either may be empty.  NULL on ENOMEM. */
+static char *
+rs_join(const char *a, const char *b)
+{
+	char *s;
+
+	if (*a == '\0')
+		return strdup(b);
+	if (*b == '\0')
+		return strdup(a);
+	if (asprintf(&s, "%s/%s", a, b) == -1)
+		return NULL;
+	return s;
+}
+
+/* Escaped display of a/b/c (empty parts left out).  Never NULL. */
+static char *
+rs_disp(const char *a, const char *b, const char *c)
+{
+	char *ab = NULL, *abc = NULL, *e = NULL;
+
+	if ((ab = rs_join(a, b != NULL ? b : "")) != NULL &&
+	    (abc = rs_join(ab, c != NULL ? c : "")) != NULL)
+		e = log_escape(abc);
+	free(ab);
+	free(abc);
+	return e != NULL ? e : strdup("?");
+}
+
+static void
+rs_vmsg(struct rs_ctx *c, bool error, const char *fmt, va_list ap)
+{
+	struct restore_result *r = c->res;
+	char **nv, *m = NULL;
+
+	if (error)
+		r->errors++;
+	if (vasprintf(&m, fmt, ap) == -1)
+		return;
+	if (c->o->out != NULL)
+		fprintf(c->o->out, "%s%s\n", error ? "error: " : "", m);
+	if ((nv = reallocarray(r->messages, r->nmessages + 1,
+	    sizeof *nv)) == NULL) {
+		free(m);
+		return;
+	}
+	r->messages = nv;
+	r->messages[r->nmessages++] = m;
+}
+
+/* A per-file failure: counted, kept, printed.  Text must be escaped. */
+static void __attribute__((format(printf, 2, 3)))
+rs_fail(struct rs_ctx *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	rs_vmsg(c, true, fmt, ap);
+	va_end(ap);
+}
+
+static void __attribute__((format(printf, 2, 3)))
+rs_note(struct rs_ctx *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	rs_vmsg(c, false, fmt, ap);
+	va_end(ap);
+}
+
+static void __attribute__((format(printf, 2, 3)))
+rs_line(struct rs_ctx *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (c->o->out == NULL)
+		return;
+	va_start(ap, fmt);
+	vfprintf(c->o->out, fmt, ap);
+	va_end(ap);
+	fputc('\n', c->o->out);
+}
+
+/*
+ * Clean a path given by the user: split at '/', drop empty and "."
+ * components, refuse "..".  *out is the components joined by '/' (no
+ * leading or trailing slash; "" for the root).  Returns -1 with *why set.
+ */
+static int
+rs_clean(const char *in, char **out, const char **why)
+{
+	const char *p = in, *q;
+	char *s, *w;
+	size_t n;
+
+	*out = NULL;
+	if ((s = w = malloc(strlen(in) + 1)) == NULL) {
+		*why = "out of memory";
+		return -1;
+	}
+	while (*p != '\0') {
+		while (*p == '/')
+			p++;
+		if (*p == '\0')
+			break;
+		q = strchr(p, '/');
+		n = q != NULL ? (size_t)(q - p) : strlen(p);
+		if (n == 2 && p[0] == '.' && p[1] == '.') {
+			free(s);
+			*why = "'..' is not allowed in a restore path";
+			return -1;
+		}
+		if (!(n == 1 && p[0] == '.')) {
+			if (w != s)
+				*w++ = '/';
+			memcpy(w, p, n);
+			w += n;
+		}
+		p += n;
+	}
+	*w = '\0';
+	*out = s;
+	return 0;
+}
+
+static const char *
+rs_base(const char *clean)
+{
+	const char *s = strrchr(clean, '/');
+
+	return s != NULL ? s + 1 : clean;
+}
+
+/* Engine temp files (.vigil-tmp-<run>-<n>) and our own are not data. */
+static bool
+rs_is_tmp(const char *name)
+{
+	const char *p;
+	int parts = 0;
+
+	if (strncmp(name, ".vigil-restore-", 15) == 0)
+		return true;
+	if (strncmp(name, ".vigil-tmp-", 11) != 0)
+		return false;
+	for (p = name + 11; *p != '\0'; p++) {
+		if (*p == '-' && p[-1] != '-' && p != name + 11)
+			parts++;
+		else if (*p < '0' || *p > '9')
+			return false;
+	}
+	return parts == 1 && p[-1] != '-';
+}
+
+/*
+ * Open the folder rel (len bytes, components separated by '/') below
+ * rootfd, one component at a time with O_NOFOLLOW.  create: make missing
+ * folders (mode 0777 & ~umask).  Returns 0 with *fdp open, 1 when a
+ * component is missing (not created), -1 with *ferr (ELOOP: a symlink,
+ * ENOTDIR: not a folder, else errno) and *faillen = the length of the
+ * prefix of rel up to and including the failing component.
+ */
+static int
+rs_walk(int rootfd, const char *rel, size_t len, bool create, int *fdp,
+    size_t *faillen, int *ferr)
+{
+	char name[NAME_MAX + 1];
+	const char *p = rel, *end = rel + len, *slash;
+	struct stat st;
+	size_t n = 0;
+	int fd = -1, nfd, e;
+
+	*fdp = -1;
+	*faillen = 0;
+	*ferr = 0;
+	if (rootfd == -1)
+		return 1;
+	if ((fd = fcntl(rootfd, F_DUPFD_CLOEXEC, 0)) == -1) {
+		*ferr = errno;
+		return -1;
+	}
+	while (p < end) {
+		slash = memchr(p, '/', (size_t)(end - p));
+		n = (size_t)((slash != NULL ? slash : end) - p);
+		if (n == 0) {
+			p++;
+			continue;
+		}
+		if (n > NAME_MAX) {
+			e = ENAMETOOLONG;
+			goto fail;
+		}
+		memcpy(name, p, n);
+		name[n] = '\0';
+		nfd = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+		    O_CLOEXEC);
+		if (nfd == -1 && errno == ENOENT && create) {
+			if (mkdirat(fd, name, 0777) == -1 && errno != EEXIST) {
+				e = errno;
+				goto fail;
+			}
+			nfd = openat(fd, name, O_RDONLY | O_DIRECTORY |
+			    O_NOFOLLOW | O_CLOEXEC);
+		}
+		if (nfd == -1) {
+			e = errno;
+			if (e == ENOENT && !create) {
+				close(fd);
+				return 1;
+			}
+			if (e == ELOOP || e == ENOTDIR) {
+				if (fstatat(fd, name, &st,
+				    AT_SYMLINK_NOFOLLOW) == 0 &&
+				    S_ISLNK(st.st_mode))
+					e = ELOOP;
+				else
+					e = ENOTDIR;
+			}
+			goto fail;
+		}
+		close(fd);
+		fd = nfd;
+		p += n;
+	}
+	*fdp = fd;
+	return 0;
+fail:
+	*faillen = (size_t)(p - rel) + n;
+	*ferr = e;
+	close(fd);
+	return -1;
+}
+
+/* Explain a failed rs_walk of rel under root (all raw). */
+static void
+rs_walk_fail(struct rs_ctx *c, const char *root, const char *rel,
+    size_t faillen, int e, const char *what)
+{
+	char *part = NULL, *dpart, *dall;
+
+	if ((part = strndup(rel, faillen)) == NULL)
+		part = NULL;
+	dpart = rs_disp(root, part != NULL ? part : "", NULL);
+	dall = rs_disp(root, rel, NULL);
+	if (e == ELOOP)
+		rs_fail(c, "%s: %s is a symlink; restore never writes "
+		    "through one (hint: remove or rename the link, or restore "
+		    "with --to DIR)", dall, dpart);
+	else if (e == ENOTDIR)
+		rs_fail(c, "%s: %s is not a folder (hint: move it away, or "
+		    "restore with --to DIR)", dall, dpart);
+	else
+		rs_fail(c, "%s: cannot %s %s: %s", dall, what, dpart,
+		    strerror(e));
+	free(part);
+	free(dpart);
+	free(dall);
+}
+
+/* Split rel into its folder part (length) and last component. */
+static const char *
+rs_split(const char *rel, size_t *dirlen)
+{
+	const char *s = strrchr(rel, '/');
+
+	if (s == NULL) {
+		*dirlen = 0;
+		return rel;
+	}
+	*dirlen = (size_t)(s - rel);
+	return s + 1;
+}
+
+/* Collect every entry below dfd (prefix: its dest-relative path). */
+#define RS_COLLECT_DIRS		0x1	/* list folders too */
+#define RS_COLLECT_SKIPVIGIL	0x2	/* skip .vigil at the top */
+
+static int
+rs_collect(struct rs_ctx *c, int dfd, const char *prefix, int flags,
+    const char *dispbase, struct rs_strv *out)
+{
+	DIR *d = NULL;
+	struct dirent *de;
+	struct stat st;
+	char *path = NULL, *dd;
+	int fd, sub, rc = -1;
+	bool isdir;
+
+	if ((fd = fcntl(dfd, F_DUPFD_CLOEXEC, 0)) == -1 ||
+	    (d = fdopendir(fd)) == NULL) {
+		if (fd != -1)
+			close(fd);
+		dd = rs_disp(dispbase, prefix, NULL);
+		rs_fail(c, "%s: cannot list folder: %s", dd, strerror(errno));
+		free(dd);
+		return 0;
+	}
+	for (;;) {
+		errno = 0;
+		if ((de = readdir(d)) == NULL) {
+			if (errno != 0) {
+				dd = rs_disp(dispbase, prefix, NULL);
+				rs_fail(c, "%s: cannot list folder: %s", dd,
+				    strerror(errno));
+				free(dd);
+			}
+			break;
+		}
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0 || rs_is_tmp(de->d_name))
+			continue;
+		if ((flags & RS_COLLECT_SKIPVIGIL) && *prefix == '\0' &&
+		    strcmp(de->d_name, ".vigil") == 0)
+			continue;
+		if ((path = rs_join(prefix, de->d_name)) == NULL)
+			goto out;
+		isdir = de->d_type == DT_DIR;
+		if (de->d_type == DT_UNKNOWN)
+			isdir = fstatat(dirfd(d), de->d_name, &st,
+			    AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+		if (isdir) {
+			sub = openat(dirfd(d), de->d_name, O_RDONLY |
+			    O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (sub == -1) {
+				dd = rs_disp(dispbase, path, NULL);
+				rs_fail(c, "%s: cannot open folder: %s", dd,
+				    strerror(errno));
+				free(dd);
+			} else {
+				if (rs_collect(c, sub, path, flags, dispbase,
+				    out) == -1) {
+					close(sub);
+					goto out;
+				}
+				close(sub);
+			}
+			if (!(flags & RS_COLLECT_DIRS)) {
+				free(path);
+				path = NULL;
+				continue;
+			}
+		}
+		if (rs_strv_push(out, path) == -1)
+			goto out;
+		path = NULL;
+	}
+	rc = 0;
+out:
+	free(path);
+	closedir(d);
+	return rc;
+}
+
+/* Parse "YYYYMMDDTHHMMSSZ-r<id>" (len bytes). */
+static int
+rs_parse_stamp(const char *s, size_t len, int64_t *run, int64_t *ms)
+{
+	struct tm tm;
+	int64_t id = 0;
+	size_t i;
+	int v[6], w[6] = { 4, 2, 2, 2, 2, 2 }, k, j;
+	const char *p = s;
+	time_t t;
+
+	if (len < 19 || s[8] != 'T' || s[15] != 'Z' || s[16] != '-' ||
+	    s[17] != 'r')
+		return -1;
+	for (k = 0; k < 6; k++) {
+		if (k == 3)
+			p++;	/* 'T' */
+		v[k] = 0;
+		for (j = 0; j < w[k]; j++, p++) {
+			if (*p < '0' || *p > '9')
+				return -1;
+			v[k] = v[k] * 10 + (*p - '0');
+		}
+	}
+	for (i = 18; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9' || id > (INT64_MAX - 9) / 10)
+			return -1;
+		id = id * 10 + (s[i] - '0');
+	}
+	if (id <= 0)
+		return -1;
+	memset(&tm, 0, sizeof tm);
+	tm.tm_year = v[0] - 1900;
+	tm.tm_mon = v[1] - 1;
+	tm.tm_mday = v[2];
+	tm.tm_hour = v[3];
+	tm.tm_min = v[4];
+	tm.tm_sec = v[5];
+	if (v[1] < 1 || v[1] > 12 || v[2] < 1 || v[2] > 31 || v[3] > 23 ||
+	    v[4] > 59 || v[5] > 60 || (t = timegm(&tm)) == (time_t)-1)
+		return -1;
+	*run = id;
+	*ms = (int64_t)t * 1000;
+	return 0;
+}
+
+/* A manifest path is usable if it is relative and has no "..". */
+static bool
+rs_manifest_ok(const char *p)
+{
+	const char *q;
+
+	if (*p == '\0' || *p == '/')
+		return false;
+	for (q = p; *q != '\0'; q = strchr(q, '/') + 1) {
+		if (q[0] == '.' && q[1] == '.' && (q[2] == '/' || q[2] == '\0'))
+			return false;
+		if (strchr(q, '/') == NULL)
+			break;
+	}
+	return true;
+}
+
+static int
+rs_load_added(struct rs_ctx *c, struct rs_stamp *s, struct vg_err *err)
+{
+	char *name = NULL, *buf = NULL, *p, *end, *dup;
+	struct stat st;
+	size_t len = 0;
+	ssize_t n;
+	int fd = -1, rc = -1;
+
+	if (asprintf(&name, "%s.added", s->name) == -1) {
+		vg_err_set(err, VG_ERR_SYS, "out of memory");
+		goto out;
+	}
+	if ((fd = openat(c->versfd, name, O_RDONLY | O_NOFOLLOW |
+	    O_CLOEXEC | O_NONBLOCK)) == -1 || fstat(fd, &st) == -1) {
+		vg_err_sys(err, "%s/.vigil/versions/%s", c->dest, name);
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		vg_err_set(err, VG_ERR_INVALID, "%s/.vigil/versions/%s: not "
+		    "a regular file (hint: the versions area is damaged; "
+		    "restore without --as-of)", c->dest, name);
+		goto out;
+	}
+	if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
+		vg_err_set(err, VG_ERR_SYS, "out of memory");
+		goto out;
+	}
+	while (len < (size_t)st.st_size) {
+		n = read(fd, buf + len, (size_t)st.st_size - len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			vg_err_sys(err, "%s/.vigil/versions/%s", c->dest,
+			    name);
+			goto out;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	buf[len] = '\0';
+	for (p = buf, end = buf + len; p < end; p += strlen(p) + 1) {
+		if (!rs_manifest_ok(p))
+			continue;
+		if ((dup = strdup(p)) == NULL ||
+		    rs_strv_push(&s->added, dup) == -1) {
+			free(dup);
+			vg_err_set(err, VG_ERR_SYS, "out of memory");
+			goto out;
+		}
+	}
+	rs_strv_sort(&s->added);
+	rc = 0;
+out:
+	if (fd != -1)
+		close(fd);
+	free(name);
+	free(buf);
+	return rc;
+}
+
+static int
+rs_stamp_cmp(const void *a, const void *b)
+{
+	const struct rs_stamp *x = a, *y = b;
+
+	if (x->run != y->run)
+		return x->run < y->run ? -1 : 1;
+	if (x->ms != y->ms)
+		return x->ms < y->ms ? -1 : 1;
+	return 0;
+}
+
+static bool
+rs_after(const struct rs_ctx *c, int64_t run, int64_t ms)
+{
+	if (c->o->as_of_run > 0)
+		return run > c->o->as_of_run;
+	return ms > c->o->as_of_ms;
+}
+
+/* Read .vigil/versions: the stamps after the as-of point. */
+static int
+rs_load_events(struct rs_ctx *c, struct vg_err *err)
+{
+	DIR *d = NULL;
+	struct dirent *de;
+	struct rs_stamp *s, *nv;
+	size_t i, len, faillen;
+	int64_t run, ms;
+	int fd = -1, ferr, sub, r, rc = -1;
+	bool added;
+	char *disp;
+
+	r = rs_walk(c->destfd, ".vigil/versions", 15, false, &c->versfd,
+	    &faillen, &ferr);
+	if (r == 1)
+		return 0;	/* no versions kept yet */
+	if (r == -1) {
+		disp = log_escape(c->dest);
+		if (ferr == ELOOP || ferr == ENOTDIR)
+			vg_err_set(err, VG_ERR_INVALID, "%s/.vigil/versions: "
+			    "a part of it is %s; the versions area is damaged "
+			    "(hint: restore without --as-of, and let the next "
+			    "run of job %s rebuild it)", disp != NULL ? disp :
+			    "?", ferr == ELOOP ? "a symlink" : "not a folder",
+			    c->o->job->name);
+		else {
+			errno = ferr;
+			vg_err_sys(err, "%s/.vigil/versions",
+			    disp != NULL ? disp : "?");
+		}
+		free(disp);
+		return -1;
+	}
+	if ((fd = fcntl(c->versfd, F_DUPFD_CLOEXEC, 0)) == -1 ||
+	    (d = fdopendir(fd)) == NULL) {
+		vg_err_sys(err, "%s/.vigil/versions", c->dest);
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	while ((de = readdir(d)) != NULL) {
+		len = strlen(de->d_name);
+		added = len > 6 && strcmp(de->d_name + len - 6, ".added") == 0;
+		if (added)
+			len -= 6;
+		if (rs_parse_stamp(de->d_name, len, &run, &ms) == -1 ||
+		    !rs_after(c, run, ms))
+			continue;
+		for (i = 0; i < c->nev; i++)
+			if (strlen(c->ev[i].name) == len &&
+			    strncmp(c->ev[i].name, de->d_name, len) == 0)
+				break;
+		if (i == c->nev) {
+			if ((nv = reallocarray(c->ev, c->nev + 1,
+			    sizeof *nv)) == NULL)
+				goto nomem;
+			c->ev = nv;
+			s = &c->ev[c->nev];
+			memset(s, 0, sizeof *s);
+			if ((s->name = strndup(de->d_name, len)) == NULL)
+				goto nomem;
+			c->nev++;
+			s->run = run;
+			s->ms = ms;
+		}
+		if (added)
+			c->ev[i].has_added = true;
+		else
+			c->ev[i].has_dir = true;
+	}
+	if (c->nev > 0)
+		qsort(c->ev, c->nev, sizeof *c->ev, rs_stamp_cmp);
+	for (i = 0; i < c->nev; i++) {
+		s = &c->ev[i];
+		if (s->has_added && rs_load_added(c, s, err) == -1)
+			goto out;
+		if (!s->has_dir)
+			continue;
+		sub = openat(c->versfd, s->name, O_RDONLY | O_DIRECTORY |
+		    O_NOFOLLOW | O_CLOEXEC);
+		if (sub == -1) {
+			vg_err_sys(err, "%s/.vigil/versions/%s", c->dest,
+			    s->name);
+			goto out;
+		}
+		if (asprintf(&disp, "%s/.vigil/versions/%s", c->dest,
+		    s->name) == -1) {
+			close(sub);
+			goto nomem;
+		}
+		r = rs_collect(c, sub, "", 0, disp, &s->versions);
+		free(disp);
+		close(sub);
+		if (r == -1)
+			goto nomem;
+		rs_strv_sort(&s->versions);
+	}
+	rc = 0;
+	goto out;
+nomem:
+	vg_err_set(err, VG_ERR_SYS, "out of memory");
+out:
+	closedir(d);
+	return rc;
+}
+
+/*
+ * The state of p at the as-of point: the earliest event after it decides.
+ * Returns -1 on ENOMEM.
+ */
+static int
+rs_resolve(struct rs_ctx *c, const char *p, enum rs_kind *kind, size_t *stamp)
+{
+	const struct rs_stamp *s;
+	char *buf, *q;
+	size_t i;
+	bool gone;
+
+	*kind = RS_CURRENT;
+	if (c->nev == 0 || *p == '\0')
+		return 0;
+	if ((buf = strdup(p)) == NULL)
+		return -1;
+	for (i = 0; i < c->nev; i++) {
+		s = &c->ev[i];
+		if (rs_strv_has(&s->versions, p)) {
+			*kind = RS_VERSION;
+			*stamp = i;
+			break;
+		}
+		gone = rs_strv_has(&s->added, p);
+		/* a parent created by that run, or then a file */
+		for (q = buf; !gone && (q = strchr(q, '/')) != NULL; q++) {
+			*q = '\0';
+			gone = rs_strv_has(&s->added, buf) ||
+			    rs_strv_has(&s->versions, buf);
+			*q = '/';
+		}
+		if (gone) {
+			*kind = RS_ABSENT;
+			break;
+		}
+	}
+	free(buf);
+	return 0;
+}
+
+/* Temp name in the target folder; returns fd (files) or 0 (links). */
+static int
+rs_tmp_create(struct rs_ctx *c, int pfd, char *tmp, size_t tmpsz,
+    const char *linkto)
+{
+	int i, fd;
+
+	for (i = 0; i < RS_TMP_TRIES; i++) {
+		snprintf(tmp, tmpsz, ".vigil-restore-%ld-%u", (long)getpid(),
+		    c->tmpn++);
+		if (linkto != NULL)
+			fd = symlinkat(linkto, pfd, tmp);
+		else
+			fd = openat(pfd, tmp, O_WRONLY | O_CREAT | O_EXCL |
+			    O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd != -1 || errno != EEXIST)
+			return fd;
+	}
+	errno = EEXIST;
+	return -1;
+}
+
+/* Copy [off, end) of in to out. */
+static int
+rs_copy_range(int in, int out, off_t off, off_t end, char *buf)
+{
+	ssize_t n, w, done;
+	off_t oi, oo;
+	bool cfr = true;
+
+	while (off < end) {
+		if (cfr) {
+			oi = oo = off;
+			n = copy_file_range(in, &oi, out, &oo,
+			    (size_t)(end - off), 0);
+			if (n > 0) {
+				off += n;
+				continue;
+			}
+			if (n == 0)
+				break;	/* file shrank: stop at its end */
+			if (errno == EINTR)
+				continue;
+			if (errno != EXDEV && errno != EINVAL &&
+			    errno != ENOSYS && errno != EOPNOTSUPP &&
+			    errno != EPERM && errno != ETXTBSY)
+				return -1;
+			cfr = false;
+		}
+		n = pread(in, buf, (size_t)(end - off) < RS_COPY_BUF ?
+		    (size_t)(end - off) : RS_COPY_BUF, off);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			return -1;
+		if (n == 0)
+			break;
+		for (done = 0; done < n; done += w) {
+			w = pwrite(out, buf + done, (size_t)(n - done),
+			    off + done);
+			if (w == -1 && errno == EINTR) {
+				w = 0;
+				continue;
+			}
+			if (w == -1)
+				return -1;
+		}
+		off += n;
+	}
+	return 0;
+}
+
+/* Copy in to out keeping holes; out ends up exactly size bytes. */
+static int
+rs_copy_sparse(int in, int out, off_t size)
+{
+	char *buf;
+	off_t off = 0, data, hole;
+	int rc = -1;
+
+	if ((buf = malloc(RS_COPY_BUF)) == NULL)
+		return -1;
+	while (off < size) {
+		data = lseek(in, off, SEEK_DATA);
+		if (data == -1 && errno == ENXIO)
+			break;		/* a hole up to the end */
+		if (data == -1) {
+			data = off;	/* no SEEK_DATA: copy everything */
+			hole = size;
+		} else if ((hole = lseek(in, data, SEEK_HOLE)) == -1)
+			hole = size;
+		if (hole > size)
+			hole = size;
+		if (data >= size)
+			break;
+		if (rs_copy_range(in, out, data, hole, buf) == -1)
+			goto out;
+		off = hole;
+	}
+	if (ftruncate(out, size) == -1)
+		goto out;
+	rc = 0;
+out:
+	free(buf);
+	return rc;
+}
+
+static mode_t
+rs_mode(const struct rs_ctx *c, mode_t m)
+{
+	m &= 07777;
+	if (!c->chown)
+		m &= ~(mode_t)(S_ISUID | S_ISGID);
+	return m;
+}
+
+/*
+ * Write the backup entry name (in spfd, stat sst) as tname in tpfd through
+ * a temp file renamed over it.  rmdir_first: an empty folder is in the way
+ * (overwrite).  On failure returns -1 with *what and errno.
+ */
+static int
+rs_write(struct rs_ctx *c, int spfd, const char *name, const struct stat *sst,
+    int tpfd, const char *tname, bool rmdir_first, const char **what)
+{
+	char tmp[64], *link = NULL;
+	struct timespec ts[2];
+	struct stat st;
+	ssize_t n;
+	size_t cap;
+	int in = -1, out = -1, rc = -1, e = 0;
+	bool made = false;
+
+	ts[0].tv_sec = 0;
+	ts[0].tv_nsec = UTIME_OMIT;
+	ts[1] = sst->st_mtim;
+	if (S_ISLNK(sst->st_mode)) {
+		*what = "cannot read the backup symlink";
+		for (cap = (size_t)sst->st_size + 1 < 256 ? 256 :
+		    (size_t)sst->st_size + 1;; cap *= 2) {
+			free(link);
+			if ((link = malloc(cap)) == NULL)
+				goto out;
+			if ((n = readlinkat(spfd, name, link, cap)) == -1)
+				goto out;
+			if ((size_t)n < cap) {
+				link[n] = '\0';
+				break;
+			}
+		}
+		*what = "cannot create the symlink";
+		if (rs_tmp_create(c, tpfd, tmp, sizeof tmp, link) == -1)
+			goto out;
+		made = true;
+		if (c->chown && fchownat(tpfd, tmp, sst->st_uid, sst->st_gid,
+		    AT_SYMLINK_NOFOLLOW) == -1) {
+			*what = "cannot set the owner";
+			goto out;
+		}
+		if (utimensat(tpfd, tmp, ts, AT_SYMLINK_NOFOLLOW) == -1) {
+			*what = "cannot set the mtime";
+			goto out;
+		}
+	} else {
+		*what = "cannot open the backup copy";
+		if ((in = openat(spfd, name, O_RDONLY | O_NOFOLLOW |
+		    O_CLOEXEC | O_NOCTTY | O_NONBLOCK)) == -1)
+			goto out;
+		if (fstat(in, &st) == -1)
+			goto out;
+		if (!S_ISREG(st.st_mode)) {
+			errno = EINVAL;
+			goto out;
+		}
+		*what = "cannot create a temp file";
+		if ((out = rs_tmp_create(c, tpfd, tmp, sizeof tmp,
+		    NULL)) == -1)
+			goto out;
+		made = true;
+		*what = "cannot copy";
+		if (rs_copy_sparse(in, out, st.st_size) == -1)
+			goto out;
+		c->res->bytes += (uint64_t)st.st_size;
+		*what = "cannot set the owner";
+		if (c->chown && fchown(out, sst->st_uid, sst->st_gid) == -1)
+			goto out;
+		*what = "cannot set the mode";
+		if (fchmod(out, rs_mode(c, sst->st_mode)) == -1)
+			goto out;
+		*what = "cannot set the mtime";
+		if (futimens(out, ts) == -1)
+			goto out;
+		*what = "cannot flush";
+		if (fsync(out) == -1)
+			goto out;
+	}
+	if (rmdir_first && unlinkat(tpfd, tname, AT_REMOVEDIR) == -1 &&
+	    errno != ENOENT) {
+		*what = "cannot remove the folder in the way";
+		goto out;
+	}
+	*what = "cannot rename into place";
+	if (renameat(tpfd, tmp, tpfd, tname) == -1)
+		goto out;
+	made = false;
+	*what = "cannot flush the folder";
+	if (fsync(tpfd) == -1 && errno != EINVAL)
+		goto out;
+	rc = 0;
+out:
+	if (rc == -1)
+		e = errno;
+	if (out != -1 && close(out) == -1 && rc == 0) {
+		e = errno;
+		rc = -1;
+	}
+	if (in != -1)
+		close(in);
+	if (made)
+		unlinkat(tpfd, tmp, 0);
+	free(link);
+	if (rc == -1)
+		errno = e;
+	return rc;
+}
+
+static const char *
+rs_typename(mode_t m)
+{
+	if (S_ISDIR(m))
+		return "a folder";
+	if (S_ISLNK(m))
+		return "a symlink";
+	if (S_ISREG(m))
+		return "a file";
+	return "a special file";
+}
+
+static bool
+rs_same_type(mode_t a, mode_t b)
+{
+	return (a & S_IFMT) == (b & S_IFMT);
+}
+
+static int
+rs_tscmp(const struct timespec *a, const struct timespec *b)
+{
+	if (a->tv_sec != b->tv_sec)
+		return a->tv_sec < b->tv_sec ? -1 : 1;
+	if (a->tv_nsec != b->tv_nsec)
+		return a->tv_nsec < b->tv_nsec ? -1 : 1;
+	return 0;
+}
+
+static int
+rs_addfix(struct rs_ctx *c, size_t unit, const char *trel,
+    const struct stat *sst)
+{
+	struct rs_dirfix *nv, *f;
+
+	if ((nv = reallocarray(c->fix, c->nfix + 1, sizeof *nv)) == NULL)
+		return -1;
+	c->fix = nv;
+	f = &c->fix[c->nfix];
+	if ((f->trel = strdup(trel)) == NULL)
+		return -1;
+	f->unit = unit;
+	f->mode = sst->st_mode;
+	f->mtime = sst->st_mtim;
+	f->uid = sst->st_uid;
+	f->gid = sst->st_gid;
+	c->nfix++;
+	return 0;
+}
+
+/*
+ * Restore one candidate p (dest-relative) of unit u, from the current
+ * destination or from stamp ev[stamp].  Per-file problems go to messages;
+ * returns -1 only on ENOMEM.
+ */
+static int
+rs_one(struct rs_ctx *c, size_t u, const char *p, enum rs_kind kind,
+    size_t stamp)
+{
+	struct rs_unit *un = &c->units[u];
+	const char *trel, *sname, *tname, *what;
+	char *vroot = NULL, *dsrc = NULL, *dtgt = NULL;
+	struct stat sst, tst;
+	size_t plen = strlen(un->dprefix), sdl, tdl, faillen;
+	int basefd = -1, spfd = -1, tpfd = -1, r, ferr, rc = -1;
+	bool texists = false, rmdir_first = false;
+
+	if (plen == 0)
+		trel = p;
+	else
+		trel = p[plen] == '/' ? p + plen + 1 : p + plen;
+	if (kind == RS_VERSION) {
+		if (asprintf(&vroot, "%s/.vigil/versions/%s", c->dest,
+		    c->ev[stamp].name) == -1)
+			goto out;
+		basefd = openat(c->versfd, c->ev[stamp].name, O_RDONLY |
+		    O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	} else
+		basefd = fcntl(c->destfd, F_DUPFD_CLOEXEC, 0);
+	dsrc = rs_disp(vroot != NULL ? vroot : c->dest, p, NULL);
+	dtgt = rs_disp(un->troot, trel, NULL);
+	if (basefd == -1) {
+		rs_fail(c, "%s: cannot open: %s", dsrc, strerror(errno));
+		rc = 0;
+		goto out;
+	}
+
+	/* the backup copy */
+	sname = rs_split(p, &sdl);
+	r = rs_walk(basefd, p, sdl, false, &spfd, &faillen, &ferr);
+	if (r == 1 || (r == 0 && fstatat(spfd, sname, &sst,
+	    AT_SYMLINK_NOFOLLOW) == -1 && errno == ENOENT)) {
+		rc = 0;		/* vanished since it was listed */
+		goto out;
+	}
+	if (r == -1 || (r == 0 && fstatat(spfd, sname, &sst,
+	    AT_SYMLINK_NOFOLLOW) == -1)) {
+		rs_fail(c, "%s: cannot read the backup copy: %s", dsrc,
+		    strerror(r == -1 ? ferr : errno));
+		rc = 0;
+		goto out;
+	}
+	if (!S_ISREG(sst.st_mode) && !S_ISLNK(sst.st_mode) &&
+	    !S_ISDIR(sst.st_mode)) {
+		rs_fail(c, "%s: %s in the backup is not restored", dsrc,
+		    rs_typename(sst.st_mode));
+		rc = 0;
+		goto out;
+	}
+	if (*trel == '\0') {
+		if (!S_ISDIR(sst.st_mode))
+			rs_fail(c, "%s: the backup has %s where the source "
+			    "folder %s belongs (hint: restore it with --to DIR)",
+			    dsrc, rs_typename(sst.st_mode), dtgt);
+		rc = 0;
+		goto out;
+	}
+
+	/* the target's folder */
+	tname = rs_split(trel, &tdl);
+	r = rs_walk(un->tfd, trel, tdl, !c->o->dry_run, &tpfd, &faillen,
+	    &ferr);
+	if (r == -1) {
+		rs_walk_fail(c, un->troot, trel, faillen, ferr, "create");
+		rc = 0;
+		goto out;
+	}
+	if (r == 0) {
+		if (fstatat(tpfd, tname, &tst, AT_SYMLINK_NOFOLLOW) == 0)
+			texists = true;
+		else if (errno != ENOENT) {
+			rs_fail(c, "%s: %s", dtgt, strerror(errno));
+			rc = 0;
+			goto out;
+		}
+	}
+
+	if (S_ISDIR(sst.st_mode)) {
+		if (texists && S_ISDIR(tst.st_mode)) {
+			rc = 0;
+			goto out;
+		}
+		if (texists && !c->o->overwrite) {
+			rs_fail(c, "%s: %s is where the backup has a folder "
+			    "(hint: move it away, or use --overwrite to "
+			    "replace it)", dtgt, rs_typename(tst.st_mode));
+			rc = 0;
+			goto out;
+		}
+		rs_line(c, "restore %s -> %s", dsrc, dtgt);
+		if (c->o->dry_run) {
+			rc = 0;
+			goto out;
+		}
+		if (texists && unlinkat(tpfd, tname, 0) == -1) {
+			rs_fail(c, "%s: cannot remove %s in the way: %s", dtgt,
+			    rs_typename(tst.st_mode), strerror(errno));
+			rc = 0;
+			goto out;
+		}
+		if (mkdirat(tpfd, tname, 0700) == -1) {
+			rs_fail(c, "%s: cannot create the folder: %s", dtgt,
+			    strerror(errno));
+			rc = 0;
+			goto out;
+		}
+		rc = rs_addfix(c, u, trel, &sst);
+		goto out;
+	}
+
+	if (texists && S_ISDIR(tst.st_mode)) {
+		if (!c->o->overwrite) {
+			rs_fail(c, "%s: a folder is where the backup has %s "
+			    "(hint: move the folder away, or use --overwrite "
+			    "to replace it if it is empty)", dtgt,
+			    rs_typename(sst.st_mode));
+			rc = 0;
+			goto out;
+		}
+		rmdir_first = true;
+	} else if (texists && !rs_same_type(sst.st_mode, tst.st_mode)) {
+		if (!c->o->overwrite) {
+			rs_fail(c, "%s: %s is where the backup has %s (hint: "
+			    "use --overwrite to replace it)", dtgt,
+			    rs_typename(tst.st_mode), rs_typename(sst.st_mode));
+			rc = 0;
+			goto out;
+		}
+	} else if (texists) {
+		if (tst.st_size == sst.st_size &&
+		    rs_tscmp(&tst.st_mtim, &sst.st_mtim) == 0) {
+			c->res->files_unchanged++;
+			rs_line(c, "unchanged %s", dtgt);
+			rc = 0;
+			goto out;
+		}
+		if (!c->o->overwrite &&
+		    rs_tscmp(&tst.st_mtim, &sst.st_mtim) > 0) {
+			c->res->files_skipped_newer++;
+			rs_note(c, "skip %s: newer than the backup copy (hint: "
+			    "use --overwrite to replace it, or --to DIR to "
+			    "restore beside it)", dtgt);
+			rc = 0;
+			goto out;
+		}
+	}
+
+	rs_line(c, "restore %s -> %s", dsrc, dtgt);
+	if (c->o->dry_run) {
+		c->res->files_restored++;
+		if (S_ISREG(sst.st_mode))
+			c->res->bytes += (uint64_t)sst.st_size;
+		rc = 0;
+		goto out;
+	}
+	if (rs_write(c, spfd, sname, &sst, tpfd, tname, rmdir_first,
+	    &what) == -1) {
+		ferr = errno;
+		rs_fail(c, "%s: %s: %s%s", dtgt, what, strerror(ferr),
+		    ferr == ENOSPC || ferr == EDQUOT ? " (hint: free space "
+		    "there, or restore with --to DIR elsewhere)" :
+		    ferr == EACCES || ferr == EPERM ? " (hint: restore runs "
+		    "as you; use --to DIR for a folder you may write)" :
+		    ferr == ENOTEMPTY ? " (hint: move the folder away)" : "");
+		rc = 0;
+		goto out;
+	}
+	c->res->files_restored++;
+	rc = 0;
+out:
+	if (basefd != -1)
+		close(basefd);
+	if (spfd != -1)
+		close(spfd);
+	if (tpfd != -1)
+		close(tpfd);
+	free(vroot);
+	free(dsrc);
+	free(dtgt);
+	return rc;
+}
+
+/* Folders the restore made: mode, owner, mtime, deepest first. */
+static void
+rs_fix_dirs(struct rs_ctx *c)
+{
+	struct rs_dirfix *f;
+	struct timespec ts[2];
+	size_t i, faillen;
+	int fd, ferr;
+	char *d;
+
+	for (i = c->nfix; i-- > 0;) {
+		f = &c->fix[i];
+		if (rs_walk(c->units[f->unit].tfd, f->trel, strlen(f->trel),
+		    false, &fd, &faillen, &ferr) != 0)
+			continue;
+		ts[0].tv_sec = 0;
+		ts[0].tv_nsec = UTIME_OMIT;
+		ts[1] = f->mtime;
+		if ((c->chown && fchown(fd, f->uid, f->gid) == -1) ||
+		    fchmod(fd, rs_mode(c, f->mode)) == -1 ||
+		    futimens(fd, ts) == -1) {
+			d = rs_disp(c->units[f->unit].troot, f->trel, NULL);
+			rs_fail(c, "%s: cannot set the folder's mode or "
+			    "mtime: %s", d, strerror(errno));
+			free(d);
+		}
+		close(fd);
+	}
+}
+
+/* Plan and restore one request. */
+static int
+rs_request(struct rs_ctx *c, const struct rs_req *rq)
+{
+	struct rs_strv cand = { 0 };
+	const struct rs_stamp *s;
+	enum rs_kind kind;
+	size_t i, j, stamp = 0, rlen = strlen(rq->rel), faillen;
+	int fd = -1, r, ferr, rc = -1;
+	bool found = false;
+	char *dup, *d;
+
+	/* the current tree under it */
+	r = rs_walk(c->destfd, rq->rel, rlen, false, &fd, &faillen, &ferr);
+	if (r == 0 && rs_collect(c, fd, rq->rel, RS_COLLECT_DIRS |
+	    RS_COLLECT_SKIPVIGIL, c->dest, &cand) == -1)
+		goto out;
+	if (*rq->rel != '\0') {
+		if ((dup = strdup(rq->rel)) == NULL ||
+		    rs_strv_push(&cand, dup) == -1) {
+			free(dup);
+			goto out;
+		}
+	}
+	/* files the versions area holds under it */
+	for (i = 0; i < c->nev; i++) {
+		s = &c->ev[i];
+		for (j = 0; j < s->versions.n; j++) {
+			if (rlen > 0 && (strncmp(s->versions.v[j], rq->rel,
+			    rlen) != 0 || (s->versions.v[j][rlen] != '/' &&
+			    s->versions.v[j][rlen] != '\0')))
+				continue;
+			if ((dup = strdup(s->versions.v[j])) == NULL ||
+			    rs_strv_push(&cand, dup) == -1) {
+				free(dup);
+				goto out;
+			}
+		}
+	}
+	rs_strv_sort(&cand);
+
+	for (i = 0; i < cand.n; i++) {
+		if (rs_resolve(c, cand.v[i], &kind, &stamp) == -1)
+			goto out;
+		if (kind == RS_ABSENT)
+			continue;
+		if (kind == RS_CURRENT && strcmp(cand.v[i], rq->rel) == 0) {
+			/* the path itself: only if it is there */
+			struct stat st;
+			size_t dl;
+			const char *nm = rs_split(rq->rel, &dl);
+			int pfd;
+
+			if (rs_walk(c->destfd, rq->rel, dl, false, &pfd,
+			    &faillen, &ferr) != 0)
+				continue;
+			ferr = fstatat(pfd, nm, &st, AT_SYMLINK_NOFOLLOW);
+			close(pfd);
+			if (ferr == -1)
+				continue;
+		}
+		found = true;
+		if (rs_one(c, rq->unit, cand.v[i], kind, stamp) == -1)
+			goto out;
+	}
+	if (!found && *rq->rel != '\0') {
+		d = log_escape(rq->arg);
+		rs_fail(c, "%s: not in the backup of job %s%s (hint: %s)",
+		    d != NULL ? d : "?", c->o->job->name, c->asof,
+		    c->nev > 0 || c->o->as_of_run > 0 || c->o->as_of_ms > 0 ?
+		    "vigil history lists the runs; pick an earlier --as-of" :
+		    "if it was deleted or replaced, an earlier --as-of "
+		    "point may still have it");
+		free(d);
+	}
+	rc = 0;
+out:
+	if (fd != -1)
+		close(fd);
+	rs_strv_free(&cand);
+	return rc;
+}
+
+/* mkdir -p for a target root the user named (text path). */
+static int
+rs_mkdirs(const char *path)
+{
+	char *p, *s;
+	int rc = -1;
+
+	if ((p = strdup(path)) == NULL)
+		return -1;
+	for (s = p + 1; ; s++) {
+		if (*s == '/' || *s == '\0') {
+			char ch = *s;
+
+			*s = '\0';
+			if (mkdir(p, 0777) == -1 && errno != EEXIST)
+				goto out;
+			*s = ch;
+			if (ch == '\0')
+				break;
+		}
+	}
+	rc = 0;
+out:
+	free(p);
+	return rc;
+}
+
+/* Is the folder fd the destination or inside it? */
+static bool
+rs_inside(int fd, const struct stat *dst)
+{
+	struct stat st, up;
+	int cur, nxt, i;
+	bool inside = false;
+
+	if ((cur = fcntl(fd, F_DUPFD_CLOEXEC, 0)) == -1)
+		return false;
+	for (i = 0; i < 4096; i++) {
+		if (fstat(cur, &st) == -1)
+			break;
+		if (st.st_dev == dst->st_dev && st.st_ino == dst->st_ino) {
+			inside = true;
+			break;
+		}
+		if (fstatat(cur, "..", &up, 0) == -1 ||
+		    (up.st_dev == st.st_dev && up.st_ino == st.st_ino))
+			break;
+		if ((nxt = openat(cur, "..", O_RDONLY | O_DIRECTORY |
+		    O_CLOEXEC)) == -1)
+			break;
+		close(cur);
+		cur = nxt;
+	}
+	close(cur);
+	return inside;
+}
+
+/*
+ * Open a target root, creating it (mkdir -p) unless dry run; refuse one
+ * that is the destination or inside it, checked on the nearest existing
+ * folder before anything is created.
+ */
+static int
+rs_open_unit(struct rs_ctx *c, struct rs_unit *un, struct vg_err *err)
+{
+	struct stat dst;
+	char *d, *up = NULL, *s;
+	int fd = -1, rc = -1;
+
+	if (fstat(c->destfd, &dst) == -1) {
+		vg_err_sys(err, "destination %s", c->dest);
+		return -1;
+	}
+	un->tfd = open(un->troot, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (un->tfd == -1 && errno == ENOENT) {
+		/* the nearest folder that exists */
+		if ((up = strdup(un->troot)) == NULL)
+			goto out;
+		while (fd == -1 && (s = strrchr(up, '/')) != NULL) {
+			*s = '\0';
+			fd = open(*up != '\0' ? up : "/", O_RDONLY |
+			    O_DIRECTORY | O_CLOEXEC);
+		}
+		if (fd == -1)
+			fd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd != -1 && rs_inside(fd, &dst))
+			goto inside;
+		if (c->o->dry_run) {
+			rc = 0;
+			goto out;
+		}
+		if (rs_mkdirs(un->troot) == 0)
+			un->tfd = open(un->troot, O_RDONLY | O_DIRECTORY |
+			    O_CLOEXEC);
+	}
+	if (un->tfd == -1) {
+		d = log_escape(un->troot);
+		vg_err_sys(err, "restore target %s", d != NULL ? d : "?");
+		free(d);
+		goto out;
+	}
+	if (rs_inside(un->tfd, &dst))
+		goto inside;
+	rc = 0;
+	goto out;
+inside:
+	d = log_escape(un->troot);
+	vg_err_set(err, VG_ERR_INVALID, "restore target %s is inside the "
+	    "destination of job %s; restoring there would mix files into the "
+	    "backup (hint: choose a folder outside %s)", d != NULL ? d : "?",
+	    c->o->job->name, c->dest);
+	free(d);
+out:
+	if (fd != -1)
+		close(fd);
+	free(up);
+	return rc;
+}
+
+static char *
+rs_sources_list(const struct vg_job_def *job)
+{
+	char *s = NULL, *n, *e;
+	size_t i;
+
+	for (i = 0; i < job->sources.n; i++) {
+		e = log_escape(job->sources.v[i]);
+		if (asprintf(&n, "%s%s%s", s != NULL ? s : "",
+		    s != NULL ? ", " : "", e != NULL ? e : "?") == -1)
+			n = NULL;
+		free(e);
+		free(s);
+		if ((s = n) == NULL)
+			return NULL;
+	}
+	return s;
+}
+
+/* Turn the user's paths into requests; any bad path stops everything. */
+static int
+rs_map_paths(struct rs_ctx *c, char **srcs, struct vg_err *err)
+{
+	const struct restore_opts *o = c->o;
+	const struct vg_job_def *job = o->job;
+	struct rs_req *rq;
+	const char *why, *rest;
+	char *clean = NULL, *d = NULL, *list = NULL;
+	size_t i, k, best, blen, sl, ul;
+	bool multi = job->sources.n > 1;
+	int rc = -1;
+
+	for (i = 0; i < o->npaths; i++) {
+		rq = &c->reqs[c->nreqs];
+		rq->arg = o->paths[i] != NULL ? o->paths[i] : "";
+		d = log_escape(rq->arg);
+		if (*rq->arg == '\0') {
+			vg_err_set(err, VG_ERR_INVALID, "restore: an empty path "
+			    "was given (hint: name a file by its absolute path "
+			    "under a source of job %s, or relative to the "
+			    "backup's root)", job->name);
+			goto out;
+		}
+		if (rs_clean(rq->arg, &clean, &why) == -1) {
+			vg_err_set(err, VG_ERR_INVALID, "%s: %s (hint: name "
+			    "the file by its absolute path under a source of "
+			    "job %s, or relative to the backup's root)",
+			    d != NULL ? d : "?", why, job->name);
+			goto out;
+		}
+		if (*rq->arg == '/') {
+			best = SIZE_MAX;
+			blen = 0;
+			for (k = 0; k < job->sources.n; k++) {
+				sl = strlen(srcs[k]);
+				if (strncmp(clean, srcs[k], sl) != 0 ||
+				    (sl > 0 && clean[sl] != '/' &&
+				    clean[sl] != '\0'))
+					continue;
+				if (best == SIZE_MAX || sl > blen) {
+					best = k;
+					blen = sl;
+				}
+			}
+			if (best == SIZE_MAX) {
+				list = rs_sources_list(job);
+				vg_err_set(err, VG_ERR_INVALID, "%s: not under "
+				    "any source of job %s (hint: give a path "
+				    "under %s, or one relative to the backup's "
+				    "root)", d != NULL ? d : "?", job->name,
+				    list != NULL ? list : "its sources");
+				goto out;
+			}
+			rest = clean + blen;
+			while (*rest == '/')
+				rest++;
+			if (multi) {
+				if (asprintf(&rq->rel, "%s%s%s",
+				    rs_base(srcs[best]), *rest ? "/" : "",
+				    rest) == -1) {
+					rq->rel = NULL;
+					goto nomem;
+				}
+			} else if ((rq->rel = strdup(rest)) == NULL)
+				goto nomem;
+			free(clean);
+			clean = NULL;
+		} else {
+			rq->rel = clean;
+			clean = NULL;
+		}
+		c->nreqs++;
+		if (strcmp(rq->rel, ".vigil") == 0 ||
+		    strncmp(rq->rel, ".vigil/", 7) == 0) {
+			vg_err_set(err, VG_ERR_INVALID, "%s: .vigil holds "
+			    "vigil's own files and is not restored (hint: name "
+			    "a file of the backup; --as-of reaches older "
+			    "versions)", d != NULL ? d : "?");
+			goto out;
+		}
+		/* which unit writes it */
+		rq->unit = 0;
+		if (o->to == NULL && multi) {
+			for (k = 0; k < c->nunits; k++) {
+				ul = strlen(c->units[k].dprefix);
+				if (strncmp(rq->rel, c->units[k].dprefix,
+				    ul) == 0 && (rq->rel[ul] == '/' ||
+				    rq->rel[ul] == '\0'))
+					break;
+			}
+			if (k == c->nunits) {
+				list = rs_sources_list(job);
+				vg_err_set(err, VG_ERR_INVALID, "%s: not inside "
+				    "any source's folder of job %s's backup "
+				    "(hint: start it with the last component of "
+				    "one of %s, or restore with --to DIR)",
+				    d != NULL ? d : "?", job->name,
+				    list != NULL ? list : "its sources");
+				goto out;
+			}
+			rq->unit = k;
+		}
+		c->units[rq->unit].used = true;
+		free(d);
+		d = NULL;
+	}
+	rc = 0;
+	goto out;
+nomem:
+	vg_err_set(err, VG_ERR_SYS, "out of memory");
+out:
+	free(clean);
+	free(d);
+	free(list);
+	return rc;
+}
+
+int
+restore_run(const struct restore_opts *o, struct restore_result *res,
+    struct vg_err *err)
+{
+	struct rs_ctx c;
+	const struct vg_job_def *job;
+	char **srcs = NULL, *d;
+	const char *why;
+	struct tm tm;
+	time_t t;
+	size_t i, n;
+	int rc = -1;
+
+	memset(&c, 0, sizeof c);
+	c.destfd = c.versfd = -1;
+	if (res == NULL || o == NULL || o->job == NULL ||
+	    o->job->name == NULL || o->job->destination == NULL ||
+	    o->job->sources.n == 0 || (o->npaths > 0 && o->paths == NULL)) {
+		vg_err_set(err, VG_ERR_INTERNAL, "restore: incomplete options");
+		if (res != NULL)
+			memset(res, 0, sizeof *res);
+		return -1;
+	}
+	memset(res, 0, sizeof *res);
+	job = o->job;
+	c.o = o;
+	c.res = res;
+
+	if ((o->as_of_run > 0 || o->as_of_ms > 0) && job->keep_versions == 0 &&
+	    job->keep_days == 0) {
+		vg_err_set(err, VG_ERR_INVALID, "job %s keeps no versions; "
+		    "only the latest backup can be restored (hint: drop "
+		    "--as-of, and set keep-versions or keep-days in the job "
+		    "to restore older states in future)", job->name);
+		goto out;
+	}
+	if (o->keep_owner && geteuid() != 0) {
+		vg_err_set(err, VG_ERR_PERM, "restore: keeping the backed-up "
+		    "owners needs root (hint: drop --keep-owner; files are "
+		    "restored as owned by you)");
+		goto out;
+	}
+	c.chown = o->keep_owner;
+	if (o->as_of_run > 0)
+		snprintf(c.asof, sizeof c.asof, " as of run %lld",
+		    (long long)o->as_of_run);
+	else if (o->as_of_ms > 0) {
+		t = (time_t)(o->as_of_ms / 1000);
+		if (gmtime_r(&t, &tm) != NULL)
+			strftime(c.asof, sizeof c.asof,
+			    " as of %Y-%m-%d %H:%M:%S UTC", &tm);
+	}
+
+	/* the destination */
+	if ((c.dest = strdup(job->destination)) == NULL)
+		goto nomem;
+	for (n = strlen(c.dest); n > 1 && c.dest[n - 1] == '/'; n--)
+		c.dest[n - 1] = '\0';
+	if ((c.destfd = open(c.dest, O_RDONLY | O_DIRECTORY |
+	    O_CLOEXEC)) == -1) {
+		d = log_escape(c.dest);
+		vg_err_sys(err, "destination %s of job %s",
+		    d != NULL ? d : "?", job->name);
+		free(d);
+		goto out;
+	}
+
+	/* the sources, cleaned, and where each part of the backup goes */
+	if ((srcs = calloc(job->sources.n, sizeof *srcs)) == NULL)
+		goto nomem;
+	for (i = 0; i < job->sources.n; i++) {
+		if (job->sources.v[i] == NULL || job->sources.v[i][0] != '/' ||
+		    rs_clean(job->sources.v[i], &srcs[i], &why) == -1) {
+			d = log_escape(job->sources.v[i] != NULL ?
+			    job->sources.v[i] : "");
+			vg_err_set(err, VG_ERR_INVALID, "job %s: source %s is "
+			    "not a clean absolute path (hint: fix the job "
+			    "with vigil jobs edit)", job->name,
+			    d != NULL ? d : "?");
+			free(d);
+			goto out;
+		}
+	}
+	c.nunits = (o->to == NULL && job->sources.n > 1) ? job->sources.n : 1;
+	if ((c.units = calloc(c.nunits, sizeof *c.units)) == NULL)
+		goto nomem;
+	for (i = 0; i < c.nunits; i++) {
+		c.units[i].tfd = -1;
+		if (o->to != NULL) {
+			c.units[i].dprefix = "";
+			c.units[i].troot = strdup(o->to);
+		} else {
+			c.units[i].dprefix = c.nunits > 1 ?
+			    rs_base(srcs[i]) : "";
+			c.units[i].troot = strdup(job->sources.v[i]);
+		}
+		if (c.units[i].troot == NULL)
+			goto nomem;
+		for (n = strlen(c.units[i].troot); n > 1 &&
+		    c.units[i].troot[n - 1] == '/'; n--)
+			c.units[i].troot[n - 1] = '\0';
+	}
+
+	/* what to restore */
+	n = o->npaths > 0 ? o->npaths : c.nunits;
+	if ((c.reqs = calloc(n, sizeof *c.reqs)) == NULL)
+		goto nomem;
+	if (o->npaths > 0) {
+		if (rs_map_paths(&c, srcs, err) == -1)
+			goto out;
+	} else {
+		for (i = 0; i < c.nunits; i++) {
+			c.reqs[i].arg = "";
+			c.reqs[i].unit = i;
+			c.units[i].used = true;
+			if ((c.reqs[i].rel = strdup(c.units[i].dprefix)) ==
+			    NULL)
+				goto nomem;
+			c.nreqs++;
+		}
+	}
+
+	if ((o->as_of_run > 0 || o->as_of_ms > 0) &&
+	    rs_load_events(&c, err) == -1)
+		goto out;
+	for (i = 0; i < c.nunits; i++)
+		if (c.units[i].used && rs_open_unit(&c, &c.units[i], err) == -1)
+			goto out;
+
+	for (i = 0; i < c.nreqs; i++)
+		if (rs_request(&c, &c.reqs[i]) == -1)
+			goto nomem;
+	rs_fix_dirs(&c);
+
+	if (res->errors > 0) {
+		vg_err_set(err, VG_ERR_INVALID, "restore of job %s: %llu "
+		    "problem(s); the other files were restored", job->name,
+		    (unsigned long long)res->errors);
+		goto out;
+	}
+	rc = 0;
+	goto out;
+nomem:
+	vg_err_set(err, VG_ERR_SYS, "restore: out of memory");
+out:
+	if (srcs != NULL)
+		for (i = 0; i < job->sources.n; i++)
+			free(srcs[i]);
+	free(srcs);
+	for (i = 0; i < c.nunits; i++) {
+		if (c.units[i].tfd != -1)
+			close(c.units[i].tfd);
+		free(c.units[i].troot);
+	}
+	free(c.units);
+	for (i = 0; i < c.nreqs; i++)
+		free(c.reqs[i].rel);
+	free(c.reqs);
+	for (i = 0; i < c.nev; i++) {
+		free(c.ev[i].name);
+		rs_strv_free(&c.ev[i].added);
+		rs_strv_free(&c.ev[i].versions);
+	}
+	free(c.ev);
+	for (i = 0; i < c.nfix; i++)
+		free(c.fix[i].trel);
+	free(c.fix);
+	if (c.versfd != -1)
+		close(c.versfd);
+	if (c.destfd != -1)
+		close(c.destfd);
+	free(c.dest);
+	return rc;
+}
+
+void
+restore_result_free(struct restore_result *res)
+{
+	size_t i;
+
+	if (res == NULL)
+		return;
+	for (i = 0; i < res->nmessages; i++)
+		free(res->messages[i]);
+	free(res->messages);
+	res->messages = NULL;
+	res->nmessages = 0;
+}

@@ -396,7 +396,7 @@ plat_fs_info(int dirfd, uid_t uid, struct plat_fsinfo *out)
 		out->pseudo = true;
 		if (plat_mountinfo(st.st_dev, type, sizeof(type), opts,
 		    sizeof(opts)) == 0) {
-			snprintf(out->type, sizeof(out->type), "%s", type);
+			snprintf(out->type, sizeof(out->type), "%.31s", type);
 			if ((p = strstr(opts, "user_id=")) != NULL) {
 				owner = strtoul(p + 8, NULL, 10);
 				if (owner == (unsigned long)uid)

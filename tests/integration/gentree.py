@@ -28,6 +28,7 @@ import random
 import stat
 import sys
 
+sys.dont_write_bytecode = True     # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import treecmp  # noqa: E402
 
@@ -268,7 +269,7 @@ def generate(root, seed, files=250, deep=True, sparse=True, hardlinks=True,
                 parent = rng.choice(dirs)
                 pfd = _open_rel(rfd, parent)
                 try:
-                    _write_sparse(pfd, name() + b".sparse", rng, kind, state)
+                    _write_sparse(pfd, name()[:240] + b".sparse", rng, kind, state)
                 finally:
                     os.close(pfd)
                 counts["sparse"] += 1
@@ -281,6 +282,7 @@ def generate(root, seed, files=250, deep=True, sparse=True, hardlinks=True,
                 os.mkdir(n, 0o755, dir_fd=pfd)
                 if rng.random() < 0.5:
                     os.mkdir(n + b"/inner-empty", 0o700, dir_fd=pfd)
+                    dirs.append(parent + [n, b"inner-empty"])
             finally:
                 os.close(pfd)
             dirs.append(parent + [n])
@@ -308,6 +310,8 @@ def generate(root, seed, files=250, deep=True, sparse=True, hardlinks=True,
                 _write_file(pfd, b"bottom file", rng, 3000, 0o640, state)
                 made_files.append((list(parts), b"bottom file"))
                 os.symlink(b"bottom file", b"bottom link", dir_fd=pfd)
+                os.utime(b"bottom link", ns=(rand_mtime(rng), rand_mtime(rng)),
+                         dir_fd=pfd, follow_symlinks=False)
                 if hardlinks and made_files:
                     fp, fn = made_files[0]
                     sfd = _open_rel(rfd, fp)
@@ -428,7 +432,7 @@ def mutate(root, seed, ops=30):
                 continue
             rel = rng.choice(pool)
             _apply(rfd, ents, op, rel, rng, name, state, dirs)
-            done.append("%s %s" % (op, treecmp.escape_path(rel)))
+            done.append("%s %s" % (op, treecmp.short_path(rel)))
     finally:
         os.close(rfd)
     return done
@@ -442,7 +446,7 @@ def _apply(rfd, ents, op, rel, rng, name, state, dirs):
         return
     with _At(rfd, rel) as (pfd, n):
         if op in ("modify", "append", "sneaky"):
-            fd = os.open(n, os.O_WRONLY | os.O_NOFOLLOW, dir_fd=pfd)
+            fd = os.open(n, os.O_RDWR | os.O_NOFOLLOW, dir_fd=pfd)
             try:
                 if op == "append":
                     os.lseek(fd, 0, os.SEEK_END)

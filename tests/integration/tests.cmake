@@ -1,0 +1,35 @@
+# Integration tests: the real binaries on temp folders (Python 3, standard
+# library only).  Each test script takes --vigil and --vigild; exit 77 means
+# "cannot run here" (not root, no tmpfs), which CI=true turns into a failure.
+
+find_program(VIGIL_PYTHON3 NAMES python3 REQUIRED)
+
+set(VIGIL_INTEG_DIR ${CMAKE_CURRENT_LIST_DIR})
+
+function(vigil_integration_test name script)
+  cmake_parse_arguments(T "" "TIMEOUT" "ARGS" ${ARGN})
+  if(NOT T_TIMEOUT)
+    set(T_TIMEOUT 300)
+  endif()
+  add_test(NAME integ_${name}
+    COMMAND ${VIGIL_PYTHON3} ${VIGIL_INTEG_DIR}/${script}
+            --vigil $<TARGET_FILE:vigil> --vigild $<TARGET_FILE:vigild>
+            ${T_ARGS})
+  set_tests_properties(integ_${name} PROPERTIES
+    LABELS integration
+    TIMEOUT ${T_TIMEOUT}
+    SKIP_RETURN_CODE 77
+    ENVIRONMENT "PYTHONDONTWRITEBYTECODE=1")
+endfunction()
+
+vigil_integration_test(treecmp test_treecmp.py TIMEOUT 60)
+vigil_integration_test(differential test_differential.py)
+vigil_integration_test(kill test_kill.py)
+vigil_integration_test(faults_diskfull test_faults.py ARGS --case diskfull
+  TIMEOUT 120)
+vigil_integration_test(faults_fifo test_faults.py ARGS --case fifo
+  TIMEOUT 120)
+vigil_integration_test(faults_unreadable test_faults.py ARGS --case unreadable
+  TIMEOUT 120)
+vigil_integration_test(jobs_cli test_jobs_cli.py TIMEOUT 120)
+vigil_integration_test(restore_cli test_restore_cli.py TIMEOUT 180)

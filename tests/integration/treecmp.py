@@ -21,8 +21,9 @@ import os
 import stat
 import sys
 
+sys.dont_write_bytecode = True     # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from vtest import escape_path  # noqa: E402
+from vtest import escape_path, short_path  # noqa: E402
 
 O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 O_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
@@ -194,7 +195,7 @@ def compare(src, dst, owner=None, superset=False, dir_times=True,
     diffs = []
 
     def d(rel, msg):
-        diffs.append("%s: %s" % (escape_path(rel) or "<root>", msg))
+        diffs.append("%s: %s" % (short_path(rel) or "<root>", msg))
 
     for rel, s in src.items():
         t = dst.get(rel)
@@ -257,8 +258,8 @@ def compare(src, dst, owner=None, superset=False, dir_times=True,
             ok = set(want) <= set(have) if superset else want == have
             if not ok:
                 d(rel, "hard links: source links {%s}, destination {%s}"
-                  % (", ".join(escape_path(x) for x in want),
-                     ", ".join(escape_path(x) for x in have)))
+                  % (", ".join(short_path(x) for x in want),
+                     ", ".join(short_path(x) for x in have)))
     if len(diffs) > max_report:
         n = len(diffs)
         diffs = diffs[:max_report] + ["... %d more differences"

@@ -50,6 +50,20 @@ def escape_path(raw):
     return "".join(out)
 
 
+def short_path(raw, width=24):
+    """escape_path, with long components cut for reading: the first
+    `width` characters, then ...(N bytes)."""
+    if isinstance(raw, str):
+        raw = os.fsencode(raw)
+    out = []
+    for c in raw.split(b"/"):
+        e = escape_path(c)
+        if len(c) > 2 * width:
+            e = escape_path(c[:width]) + "...(%d bytes)" % len(c)
+        out.append(e)
+    return "/".join(out)
+
+
 def show(b, limit=3000):
     """Bytes from a child process, printable and bounded."""
     if isinstance(b, bytes):
@@ -63,9 +77,12 @@ def show(b, limit=3000):
 class Test:
     """Arguments, a work folder, and check counting for one test script."""
 
-    def __init__(self, name, description, needs_binaries=True):
+    def __init__(self, name, description, needs_binaries=True,
+                 add_args=None):
         self.name = name
         ap = argparse.ArgumentParser(description=description)
+        if add_args:
+            add_args(ap)
         ap.add_argument("--vigil", help="path of the vigil binary")
         ap.add_argument("--vigild", help="path of the vigild binary")
         ap.add_argument("--workdir", help="parent of the temp folder "
@@ -75,7 +92,7 @@ class Test:
         ap.add_argument("--seed", type=int, default=None)
         ap.add_argument("--quick", action="store_true",
                         help="fewer iterations")
-        self.args, _ = ap.parse_known_args()
+        self.args = ap.parse_args()
         if needs_binaries:
             for b in ("vigil", "vigild"):
                 p = getattr(self.args, b)

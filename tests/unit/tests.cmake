@@ -2,3 +2,4 @@
 include(${CMAKE_CURRENT_LIST_DIR}/common.cmake)
 include(${CMAKE_CURRENT_LIST_DIR}/db.cmake)
 include(${CMAKE_CURRENT_LIST_DIR}/engine.cmake)
+include(${CMAKE_CURRENT_LIST_DIR}/restore.cmake)

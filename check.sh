@@ -1,0 +1,21 @@
+#!/bin/sh
+# One command on a fresh Debian 12: install what is missing, build with
+# -Werror, and run the whole test suite; then the same again under
+# AddressSanitizer and UndefinedBehaviorSanitizer.
+set -eu
+cd "$(dirname "$0")"
+sh packaging/deps.sh
+jobs=$(nproc)
+
+echo "== build (warnings are errors)"
+cmake -S . -B build-check -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVIGIL_WERROR=ON >/dev/null
+cmake --build build-check -j"$jobs"
+echo "== tests"
+ctest --test-dir build-check --output-on-failure -j"$jobs"
+
+echo "== build with ASan and UBSan"
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DVIGIL_WERROR=ON -DVIGIL_SANITIZE=ON >/dev/null
+cmake --build build-asan -j"$jobs"
+echo "== tests under ASan and UBSan"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	ctest --test-dir build-asan --output-on-failure -j"$jobs"

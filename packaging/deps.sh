@@ -1,0 +1,28 @@
+#!/bin/sh
+# Install what building and testing vigil needs on Debian 12, if missing.
+# Used by quickstart.sh and check.sh; safe to run again.
+set -eu
+
+PKGS="build-essential cmake pkg-config libsqlite3-dev libarchive-dev
+zlib1g-dev libcmocka-dev libjansson-dev libsystemd-dev libxxhash-dev
+python3 rsync sqlite3 attr acl util-linux passwd e2fsprogs"
+
+missing=""
+for p in $PKGS; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
+		missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -eq 0 ]; then
+	SUDO=""
+elif command -v sudo >/dev/null 2>&1; then
+	SUDO="sudo"
+else
+	echo "vigil: missing packages:$missing" >&2
+	echo "vigil: install them as root: apt-get install$missing" >&2
+	exit 1
+fi
+echo "vigil: installing$missing"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null

@@ -1,0 +1,726 @@
+/*
+ * engine_copy.c: copying one file's content and metadata to a temp file,
+ * and the batch that makes temp files durable and renames them into place
+ * (docs/architecture.md, "Durability protocol").
+ *
+ * Content: a reflink (FICLONE) when the filesystems allow it and no
+ * checksum is needed, else copy_file_range() per data extent, else
+ * read/write.  Holes are skipped (SEEK_DATA/SEEK_HOLE) and the file is
+ * truncated to its size, so sparse files stay sparse.  With verify = yes the
+ * content is read through user space to compute its XXH3-128 on the way.
+ */
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "common/log.h"
+#include "common/platform.h"
+#include "scheduler/engine_int.h"
+
+enum engine_flush engine_flush_mode = ENGINE_FLUSH_SYNCFS;
+
+struct eng_dir *
+eng_dir_new(int fd)
+{
+	struct eng_dir	*d;
+
+	if ((d = calloc(1, sizeof(*d))) == NULL)
+		return NULL;
+	d->fd = fd;
+	d->refs = 1;
+	return d;
+}
+
+struct eng_dir *
+eng_dir_ref(struct eng_dir *d)
+{
+	if (d != NULL)
+		d->refs++;
+	return d;
+}
+
+void
+eng_dir_unref(struct eng_dir *d)
+{
+	if (d == NULL || --d->refs > 0)
+		return;
+	if (d->fd != -1)
+		close(d->fd);
+	free(d);
+}
+
+void
+eng_fill_entry(struct catalogue_entry *ce, const struct stat *st)
+{
+	ce->type = S_ISDIR(st->st_mode) ? CAT_DIR : S_ISLNK(st->st_mode) ?
+	    CAT_SYMLINK : CAT_FILE;
+	ce->size = (uint64_t)st->st_size;
+	ce->mtime_ns = eng_ts_ns(&st->st_mtim);
+	ce->ctime_ns = eng_ts_ns(&st->st_ctim);
+	ce->ino = (uint64_t)st->st_ino;
+	ce->dev = (uint64_t)st->st_dev;
+	ce->mode = (uint32_t)st->st_mode;
+	ce->uid = (uint32_t)st->st_uid;
+	ce->gid = (uint32_t)st->st_gid;
+}
+
+/* ---- content ---- */
+
+static const unsigned char eng_zeros[65536];
+
+static void
+eng_hash_zeros(XXH3_state_t *xs, off_t n)
+{
+	size_t	 k;
+
+	while (n > 0) {
+		k = n > (off_t)sizeof(eng_zeros) ? sizeof(eng_zeros) :
+		    (size_t)n;
+		XXH3_128bits_update(xs, eng_zeros, k);
+		n -= (off_t)k;
+	}
+}
+
+static bool
+eng_cfr_unsupported(int e)
+{
+	return e == EXDEV || e == EINVAL || e == ENOSYS || e == EOPNOTSUPP ||
+	    e == EBADF || e == ETXTBSY || e == EPERM;
+}
+
+/*
+ * Copy size bytes of sfd into the empty dfd.  Returns 0, -1 on a read
+ * error (errno), -2 on a write error (errno).  A source that shrinks while
+ * it is read ends the copy early; the caller's fstat() notices.
+ */
+static int
+eng_copy_data(struct eng_ctx *c, int sfd, int dfd, off_t size,
+    XXH3_state_t *xs)
+{
+	off_t	 off = 0, ds, de, so, dof, pos;
+	ssize_t	 n, w, k;
+	size_t	 want;
+	int	 r;
+
+	if (xs == NULL && !c->no_clone && size > 0) {
+		if (plat_clone_file(dfd, sfd) == 0) {
+			c->prog.bytes_done += (uint64_t)size;
+			return 0;
+		}
+		c->no_clone = true;	/* not on these filesystems */
+	}
+	while (off < size) {
+		r = plat_next_data(sfd, off, size, &ds, &de);
+		if (r == -1)
+			return -1;
+		if (r == 0)
+			break;
+		if (xs != NULL && ds > off)
+			eng_hash_zeros(xs, ds - off);
+		pos = ds;
+		if (xs == NULL && !c->no_cfr) {
+			so = dof = pos;
+			while (so < de) {
+				n = plat_copy_range(sfd, &so, dfd, &dof,
+				    (size_t)(de - so));
+				if (n == 0)
+					return 0;	/* shrank */
+				if (n == -1) {
+					if (errno == EINTR)
+						continue;
+					if (errno == ENOSPC ||
+					    errno == EDQUOT || errno == EFBIG)
+						return -2;
+					if (eng_cfr_unsupported(errno))
+						c->no_cfr = true;
+					break;	/* read/write says which */
+				}
+				c->prog.bytes_done += (uint64_t)n;
+				eng_progress(c, false);
+			}
+			pos = so;
+		}
+		while (pos < de) {
+			want = de - pos > ENG_BUF ? ENG_BUF : (size_t)(de - pos);
+			n = pread(sfd, c->buf, want, pos);
+			if (n == -1) {
+				if (errno == EINTR)
+					continue;
+				return -1;
+			}
+			if (n == 0)
+				return 0;	/* shrank */
+			if (xs != NULL)
+				XXH3_128bits_update(xs, c->buf, (size_t)n);
+			for (w = 0; w < n; w += k) {
+				k = pwrite(dfd, c->buf + w, (size_t)(n - w),
+				    pos + w);
+				if (k == -1 && errno == EINTR) {
+					k = 0;
+					continue;
+				}
+				if (k <= 0) {
+					if (k == 0)
+						errno = EIO;
+					return -2;
+				}
+			}
+			pos += n;
+			c->prog.bytes_done += (uint64_t)n;
+			eng_progress(c, false);
+		}
+		off = de;
+	}
+	if (xs != NULL && off < size)
+		eng_hash_zeros(xs, size - off);
+	if (ftruncate(dfd, size) == -1)
+		return -2;
+	return 0;
+}
+
+/* ---- xattrs ---- */
+
+static bool
+eng_xattr_privileged(const char *name)
+{
+	return strncmp(name, "security.", 9) == 0 ||
+	    strncmp(name, "trusted.", 8) == 0;
+}
+
+void
+eng_copy_xattrs(struct eng_ctx *c, int sfd, int dfd)
+{
+	char	*names = NULL, *p;
+	void	*val = NULL;
+	size_t	 len = 0, vlen;
+	char	*dest;
+
+	if (plat_xattr_list(sfd, &names, &len) == -1) {
+		if (errno != ENOTSUP && errno != EOPNOTSUPP)
+			eng_problem(c, c->rel, c->rel_len, "xattr", true,
+			    "cannot list extended attributes: %s",
+			    strerror(errno));
+		return;
+	}
+	for (p = names; p < names + len; p += strlen(p) + 1) {
+		if (plat_xattr_get(sfd, p, &val, &vlen) == -1) {
+			if (errno != ENODATA)
+				eng_problem(c, c->rel, c->rel_len, "xattr",
+				    true, "cannot read extended attribute "
+				    "%s: %s", p, strerror(errno));
+			continue;
+		}
+		if (plat_xattr_set(dfd, p, val, vlen) == -1) {
+			if (errno == ENOTSUP || errno == EOPNOTSUPP) {
+				if (!c->warned_xattr_nosup) {
+					dest = log_escape(c->dest);
+					eng_warn(c, "destination %s does not "
+					    "support extended attribute %s "
+					    "(or ACLs); they are not kept",
+					    dest ? dest : "?", p);
+					free(dest);
+					c->warned_xattr_nosup = true;
+				}
+			} else if ((errno == EPERM || errno == EACCES) &&
+			    eng_xattr_privileged(p)) {
+				if (!c->warned_xattr_perm) {
+					eng_warn(c, "extended attributes such "
+					    "as %s need privileges this run "
+					    "lacks; they are not kept", p);
+					c->warned_xattr_perm = true;
+				}
+			} else
+				eng_problem(c, c->rel, c->rel_len, "xattr",
+				    true, "cannot set extended attribute %s: "
+				    "%s", p, strerror(errno));
+		}
+		free(val);
+		val = NULL;
+	}
+	free(names);
+}
+
+/* ---- one file ---- */
+
+static bool
+eng_same_state(const struct stat *a, const struct stat *b)
+{
+	return a->st_size == b->st_size && a->st_ino == b->st_ino &&
+	    a->st_dev == b->st_dev &&
+	    eng_ts_ns(&a->st_mtim) == eng_ts_ns(&b->st_mtim) &&
+	    eng_ts_ns(&a->st_ctim) == eng_ts_ns(&b->st_ctim);
+}
+
+int
+eng_copy_file(struct eng_ctx *c, int sfd, const char *name,
+    const struct stat *st, struct eng_dir *d, struct eng_item *it)
+{
+	XXH3_state_t	*xs = NULL;
+	XXH128_hash_t	 h;
+	XXH128_canonical_t canon;
+	struct stat	 a, b;
+	struct timespec	 ts[2];
+	unsigned	 attempt, tries;
+	int		 fd = -1, dfd = -1, r, rc = 1, e;
+	bool		 inconsistent = false;
+
+	fd = plat_open_read(sfd, name);
+	if (fd == -1) {
+		e = errno;
+		eng_problem(c, c->rel, c->rel_len, e == ENOENT ? "vanished" :
+		    "unreadable", false, "cannot open: %s", strerror(e));
+		return 1;
+	}
+	if (fstat(fd, &a) == -1 || !S_ISREG(a.st_mode) ||
+	    a.st_dev != st->st_dev || a.st_ino != st->st_ino) {
+		eng_problem(c, c->rel, c->rel_len, "vanished", false,
+		    "the file was replaced while it was read");
+		goto out;
+	}
+	eng_next_tmp(c, it->tmp, sizeof(it->tmp));
+	dfd = openat(d->fd, it->tmp, O_WRONLY | O_CREAT | O_EXCL |
+	    O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (dfd == -1) {
+		rc = eng_dest_error(c, errno, c->rel, c->rel_len,
+		    "creating a temp file for") == -1 ? -1 : 1;
+		goto out;
+	}
+	if (c->job->verify && (xs = XXH3_createState()) == NULL) {
+		eng_fatal(c, ENOMEM, "copying");
+		rc = -1;
+		goto out;
+	}
+	tries = c->job->retries + 1;
+	for (attempt = 0; attempt < tries; attempt++) {
+		if (attempt > 0 && (ftruncate(dfd, 0) == -1)) {
+			rc = eng_dest_error(c, errno, c->rel, c->rel_len,
+			    "writing") == -1 ? -1 : 1;
+			goto out;
+		}
+		if (xs != NULL)
+			XXH3_128bits_reset(xs);
+		r = eng_copy_data(c, fd, dfd, a.st_size, xs);
+		if (r == -1) {
+			eng_problem(c, c->rel, c->rel_len, "unreadable", false,
+			    "read error: %s", strerror(errno));
+			goto out;
+		}
+		if (r == -2) {
+			rc = eng_dest_error(c, errno, c->rel, c->rel_len,
+			    "writing") == -1 ? -1 : 1;
+			goto out;
+		}
+		if (fstat(fd, &b) == -1) {
+			eng_problem(c, c->rel, c->rel_len, "unreadable", false,
+			    "%s", strerror(errno));
+			goto out;
+		}
+		if (eng_same_state(&a, &b))
+			break;
+		/* changed while it was read: copy again */
+		if (attempt + 1 == tries) {
+			inconsistent = true;
+			break;
+		}
+		a = b;
+	}
+	if (c->o->as_root && fchown(dfd, a.st_uid, a.st_gid) == -1)
+		eng_problem(c, c->rel, c->rel_len, "metadata", true,
+		    "cannot set the owner: %s", strerror(errno));
+	eng_copy_xattrs(c, fd, dfd);
+	if (fchmod(dfd, a.st_mode & 07777) == -1)
+		eng_problem(c, c->rel, c->rel_len, "metadata", true,
+		    "cannot set the mode: %s", strerror(errno));
+	ts[0] = a.st_atim;
+	ts[1] = a.st_mtim;
+	if (futimens(dfd, ts) == -1)
+		eng_problem(c, c->rel, c->rel_len, "metadata", true,
+		    "cannot set the times: %s", strerror(errno));
+	if (inconsistent)
+		eng_problem(c, c->rel, c->rel_len, "inconsistent", true,
+		    "kept changing while it was copied (%u tries); the last "
+		    "copy was kept", tries);
+
+	it->kind = ENG_ITEM_FILE;
+	it->dir = eng_dir_ref(d);
+	it->fd = dfd;
+	dfd = -1;
+	it->verify = xs != NULL;
+	it->has_cat = c->cat != NULL && !inconsistent;
+	eng_fill_entry(&it->ce, &a);
+	it->ce.type = CAT_FILE;
+	it->st = a;
+	if (xs != NULL) {
+		h = XXH3_128bits_digest(xs);
+		XXH128_canonicalFromHash(&canon, h);
+		memcpy(it->ce.sum, canon.digest, sizeof(it->ce.sum));
+		it->ce.has_sum = true;
+	}
+	it->captured = inconsistent ? VG_CAP_INCONSISTENT : c->src ?
+	    c->src->capture : VG_CAP_LIVE;
+	rc = 0;
+out:
+	if (dfd != -1) {
+		close(dfd);
+		(void)unlinkat(d->fd, it->tmp, 0);
+	}
+	if (fd != -1)
+		close(fd);
+	XXH3_freeState(xs);
+	return rc;
+}
+
+/* ---- the batch ---- */
+
+void
+eng_item_free(struct eng_item *it)
+{
+	if (it->fd != -1 && it->kind == ENG_ITEM_FILE) {
+		close(it->fd);
+		it->fd = -1;
+	}
+	eng_dir_unref(it->dir);
+	eng_dir_unref(it->self);
+	free(it->rel);
+	memset(it, 0, sizeof(*it));
+	it->fd = -1;
+}
+
+int
+eng_batch_add(struct eng_ctx *c, struct eng_item *it)
+{
+	struct eng_item	*n;
+	size_t		 cap;
+
+	if (c->nitems == c->items_cap) {
+		cap = c->items_cap ? c->items_cap * 2 : 256;
+		if ((n = realloc(c->items, cap * sizeof(*n))) == NULL) {
+			eng_item_free(it);
+			eng_fatal(c, ENOMEM, "queueing a file");
+			return -1;
+		}
+		c->items = n;
+		c->items_cap = cap;
+	}
+	c->items[c->nitems++] = *it;
+	if (it->kind == ENG_ITEM_FILE) {
+		c->batch_files++;
+		c->batch_bytes += (uint64_t)it->st.st_size;
+	}
+	memset(it, 0, sizeof(*it));
+	it->fd = -1;
+	if (c->batch_files >= ENG_BATCH_FILES ||
+	    c->batch_bytes >= ENG_BATCH_BYTES ||
+	    c->nitems >= ENG_BATCH_ITEMS)
+		return eng_batch_flush(c);
+	return 0;
+}
+
+void
+eng_batch_abort(struct eng_ctx *c)
+{
+	size_t	 i;
+
+	for (i = 0; i < c->nitems; i++) {
+		if (c->items[i].kind == ENG_ITEM_FILE &&
+		    c->items[i].dir != NULL)
+			(void)unlinkat(c->items[i].dir->fd, c->items[i].tmp,
+			    0);
+		eng_item_free(&c->items[i]);
+	}
+	c->nitems = 0;
+	c->batch_files = 0;
+	c->batch_bytes = 0;
+	c->gen++;
+}
+
+/* Re-read a placed file from the device and compare its checksum. */
+static void
+eng_verify(struct eng_ctx *c, struct eng_item *it)
+{
+	XXH3_state_t	*xs;
+	XXH128_canonical_t canon;
+	ssize_t		 n;
+	int		 fd;
+	bool		 ok = false;
+
+	fd = openat(it->dir->fd, it->rel + it->name_off, O_RDONLY |
+	    O_NOFOLLOW | O_CLOEXEC);
+	if (fd == -1 || (xs = XXH3_createState()) == NULL) {
+		if (fd != -1)
+			close(fd);
+		eng_problem(c, it->rel, it->rel_len, "verify-mismatch", true,
+		    "cannot re-read the copy: %s", strerror(errno));
+		it->has_cat = false;
+		return;
+	}
+	plat_drop_cache(fd);
+	XXH3_128bits_reset(xs);
+	while ((n = read(fd, c->buf, ENG_BUF)) > 0)
+		XXH3_128bits_update(xs, c->buf, (size_t)n);
+	if (n == 0) {
+		XXH128_canonicalFromHash(&canon, XXH3_128bits_digest(xs));
+		ok = memcmp(canon.digest, it->ce.sum, sizeof(it->ce.sum)) == 0;
+	}
+	XXH3_freeState(xs);
+	close(fd);
+	if (!ok) {
+		eng_problem(c, it->rel, it->rel_len, "verify-mismatch", true,
+		    n == 0 ? "the copy's checksum differs from the source's" :
+		    "the copy could not be re-read");
+		it->has_cat = false;
+	}
+}
+
+static int
+eng_sync_dir(struct eng_ctx *c, struct eng_dir *d)
+{
+	if (d == NULL || !d->touched)
+		return 0;
+	d->touched = false;
+	if (engine_flush_mode == ENGINE_FLUSH_SYNCFS)
+		return 0;
+	return fsync(d->fd);
+}
+
+int
+eng_batch_flush(struct eng_ctx *c)
+{
+	struct eng_item	*it;
+	struct timespec	 ts[2];
+	struct vg_err	 err;
+	size_t		 i;
+	int		 e;
+	bool		 failed;
+
+	if (c->nitems == 0)
+		return 0;
+	/* 1. the data of every temp file */
+	if (c->batch_files > 0) {
+		if (engine_flush_mode == ENGINE_FLUSH_SYNCFS) {
+			if (plat_syncfs(c->dest_fd) == -1) {
+				eng_dest_error(c, errno, "", 0, "flushing");
+				goto fatal;
+			}
+		} else {
+			for (i = 0; i < c->nitems; i++) {
+				it = &c->items[i];
+				if (it->kind != ENG_ITEM_FILE ||
+				    fsync(it->fd) == 0)
+					continue;
+				e = errno;
+				eng_dest_error(c, e == EINVAL ? EIO : e,
+				    it->rel, it->rel_len, "flushing");
+				goto fatal;
+			}
+		}
+	}
+	/* 2. keep old versions, rename into place, folder metadata */
+	for (i = 0; i < c->nitems; i++) {
+		it = &c->items[i];
+		failed = false;
+		if (it->kind == ENG_ITEM_FILE) {
+			close(it->fd);
+			it->fd = -1;
+			if (it->version && eng_version(c, it->dir,
+			    it->rel + it->name_off, it->rel, it->rel_len,
+			    true) == -1 && errno != ENOENT) {
+				eng_problem(c, it->rel, it->rel_len, "version",
+				    false, "the old file could not be kept in "
+				    "the versions area, so it was not "
+				    "replaced: %s", strerror(errno));
+				failed = true;
+			}
+			if (!failed && renameat(it->dir->fd, it->tmp,
+			    it->dir->fd, it->rel + it->name_off) == -1) {
+				e = errno;
+				if (eng_dest_error(c, e, it->rel, it->rel_len,
+				    "placing") == -1)
+					goto fatal;
+				failed = true;
+			}
+			if (failed) {
+				(void)unlinkat(it->dir->fd, it->tmp, 0);
+				it->has_cat = false;
+				it->verify = false;
+				continue;
+			}
+			it->dir->touched = true;
+			c->res->files_copied++;
+			c->res->bytes_copied += (uint64_t)it->st.st_size;
+			c->res->capture[it->captured]++;
+		} else if (it->kind == ENG_ITEM_DIR_META) {
+			if (c->o->as_root && fchown(it->self->fd,
+			    it->st.st_uid, it->st.st_gid) == -1)
+				eng_problem(c, it->rel, it->rel_len,
+				    "metadata", true, "cannot set the owner: "
+				    "%s", strerror(errno));
+			if (fchmod(it->self->fd, it->st.st_mode & 07777) ==
+			    -1)
+				eng_problem(c, it->rel, it->rel_len,
+				    "metadata", true, "cannot set the mode: %s",
+				    strerror(errno));
+			ts[0] = it->st.st_atim;
+			ts[1] = it->st.st_mtim;
+			if (futimens(it->self->fd, ts) == -1)
+				eng_problem(c, it->rel, it->rel_len,
+				    "metadata", true, "cannot set the times: "
+				    "%s", strerror(errno));
+			it->self->touched = true;
+		}
+	}
+	/* 3. the folders (and the versions area) */
+	if (engine_flush_mode == ENGINE_FLUSH_SYNCFS) {
+		if (plat_syncfs(c->dest_fd) == -1) {
+			eng_dest_error(c, errno, "", 0, "flushing");
+			goto fatal;
+		}
+	}
+	for (i = 0; i < c->nitems; i++) {
+		it = &c->items[i];
+		if (eng_sync_dir(c, it->dir) == -1 ||
+		    eng_sync_dir(c, it->self) == -1) {
+			eng_dest_error(c, errno, it->rel, it->rel_len,
+			    "flushing the folder of");
+			goto fatal;
+		}
+	}
+	if (c->vdir != NULL && eng_sync_dir(c, c->vdir) == -1) {
+		eng_dest_error(c, errno, "", 0, "flushing the versions area");
+		goto fatal;
+	}
+	/* 4. verify */
+	for (i = 0; i < c->nitems; i++) {
+		it = &c->items[i];
+		if (it->kind == ENG_ITEM_FILE && it->verify) {
+			if (c->prog.phase != ENGINE_PHASE_VERIFY) {
+				c->prog.phase = ENGINE_PHASE_VERIFY;
+				eng_progress(c, true);
+			}
+			eng_verify(c, it);
+		}
+	}
+	if (c->prog.phase == ENGINE_PHASE_VERIFY)
+		c->prog.phase = ENGINE_PHASE_COPY;
+	/* 5. the catalogue, now that the destination holds the batch */
+	if (c->cat != NULL) {
+		if (catalogue_begin(c->cat, &err) == -1)
+			goto catfail;
+		for (i = 0; i < c->nitems; i++) {
+			it = &c->items[i];
+			if (!it->has_cat)
+				continue;
+			it->ce.name = it->rel + it->name_off;
+			it->ce.name_len = it->rel_len - it->name_off;
+			if (it->kind == ENG_ITEM_DEL) {
+				if (catalogue_del_tree(c->cat, it->rel,
+				    it->name_off ? it->name_off - 1 : 0,
+				    it->ce.name, it->ce.name_len, &err) == -1)
+					goto catfail;
+			} else if (catalogue_put(c->cat, it->rel,
+			    it->name_off ? it->name_off - 1 : 0, &it->ce,
+			    &err) == -1)
+				goto catfail;
+		}
+		if (catalogue_commit(c->cat, &err) == -1)
+			goto catfail;
+	}
+	goto done;
+catfail:
+	eng_warn(c, "catalogue: %s; the run goes on without it and the next "
+	    "run compares with the destination", err.msg);
+	c->cat = NULL;
+	c->use_cat = false;
+done:
+	for (i = 0; i < c->nitems; i++)
+		eng_item_free(&c->items[i]);
+	c->nitems = 0;
+	c->batch_files = 0;
+	c->batch_bytes = 0;
+	c->gen++;
+	return 0;
+fatal:
+	eng_batch_abort(c);
+	return -1;
+}
+
+/* ---- hard links ---- */
+
+static size_t
+eng_link_hash(dev_t dev, ino_t ino)
+{
+	uint64_t k[2] = { (uint64_t)dev, (uint64_t)ino };
+
+	return (size_t)XXH3_64bits(k, sizeof(k));
+}
+
+struct eng_link *
+eng_link_find(struct eng_ctx *c, dev_t dev, ino_t ino)
+{
+	size_t	 i;
+
+	if (c->links_cap == 0)
+		return NULL;
+	for (i = eng_link_hash(dev, ino) & (c->links_cap - 1);
+	    c->links[i].rel != NULL; i = (i + 1) & (c->links_cap - 1))
+		if (c->links[i].dev == dev && c->links[i].ino == ino)
+			return &c->links[i];
+	return NULL;
+}
+
+int
+eng_link_add(struct eng_ctx *c, dev_t dev, ino_t ino, const char *rel,
+    size_t rel_len, uint64_t gen)
+{
+	struct eng_link	*nv;
+	size_t		 ncap, i, j;
+
+	if (c->links_used * 2 >= c->links_cap) {
+		ncap = c->links_cap ? c->links_cap * 2 : 1024;
+		if ((nv = calloc(ncap, sizeof(*nv))) == NULL)
+			return -1;
+		for (i = 0; i < c->links_cap; i++) {
+			if (c->links[i].rel == NULL)
+				continue;
+			for (j = eng_link_hash(c->links[i].dev,
+			    c->links[i].ino) & (ncap - 1); nv[j].rel != NULL;
+			    j = (j + 1) & (ncap - 1))
+				;
+			nv[j] = c->links[i];
+		}
+		free(c->links);
+		c->links = nv;
+		c->links_cap = ncap;
+	}
+	for (i = eng_link_hash(dev, ino) & (c->links_cap - 1);
+	    c->links[i].rel != NULL; i = (i + 1) & (c->links_cap - 1))
+		;
+	if ((c->links[i].rel = malloc(rel_len + 1)) == NULL)
+		return -1;
+	memcpy(c->links[i].rel, rel, rel_len);
+	c->links[i].rel[rel_len] = '\0';
+	c->links[i].rel_len = rel_len;
+	c->links[i].dev = dev;
+	c->links[i].ino = ino;
+	c->links[i].gen = gen;
+	c->links_used++;
+	return 0;
+}
+
+void
+eng_links_free(struct eng_ctx *c)
+{
+	size_t	 i;
+
+	for (i = 0; i < c->links_cap; i++)
+		free(c->links[i].rel);
+	free(c->links);
+	c->links = NULL;
+	c->links_cap = c->links_used = 0;
+}

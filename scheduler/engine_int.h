@@ -1,0 +1,219 @@
+/*
+ * engine_int.h: what the copy engine's files share (engine.c: the run and
+ * the walk; engine_copy.c: file content, metadata and the durable batch;
+ * engine_dest.c: removing and versioning destination entries).  Not for use
+ * outside scheduler/engine*.c and their tests.
+ */
+#ifndef VIGIL_ENGINE_INT_H
+#define VIGIL_ENGINE_INT_H
+
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <time.h>
+
+#include "common/filter.h"
+#include "db/catalogue.h"
+#include "scheduler/engine.h"
+#include "scheduler/versions.h"
+
+/*
+ * How a batch of temp files is made durable before the renames: one
+ * syncfs() of the destination filesystem, or an fsync() per file.  The
+ * default was chosen by measurement (docs/architecture.md); tests and
+ * benchmarks may change it before engine_run().
+ */
+enum engine_flush { ENGINE_FLUSH_SYNCFS, ENGINE_FLUSH_FSYNC };
+extern enum engine_flush engine_flush_mode;
+/* Batch limits: a batch is flushed at this many files or bytes. */
+#define ENG_BATCH_FILES		256
+#define ENG_BATCH_BYTES		(64ULL << 20)
+#define ENG_BATCH_ITEMS		4096	/* catalogue-only rows too */
+
+#define ENG_TMP_PREFIX		".vigil-tmp-"
+#define ENG_META_DIR		".vigil"
+
+enum eng_pass {
+	ENG_PASS_COUNT,		/* count what mirror would delete; no output */
+	ENG_PASS_DRY,		/* print the plan, change nothing */
+	ENG_PASS_RUN,
+};
+
+enum eng_stop { ENG_GO = 0, ENG_STOP_FATAL, ENG_STOP_CANCEL };
+
+/* A destination folder held open; shared by the walk and batch items. */
+struct eng_dir {
+	int	 fd;
+	int	 refs;
+	bool	 touched;	/* entries changed: fsync before commit */
+};
+
+enum eng_item_kind {
+	ENG_ITEM_FILE,		/* rename tmp over name (version first) */
+	ENG_ITEM_PUT,		/* catalogue row only */
+	ENG_ITEM_DEL,		/* catalogue row (and subtree) removal */
+	ENG_ITEM_DIR_META,	/* apply mode/owner/mtime to a folder */
+};
+
+struct eng_item {
+	enum eng_item_kind kind;
+	struct eng_dir	*dir;		/* folder holding the entry */
+	struct eng_dir	*self;		/* DIR_META: the folder itself */
+	char		*rel;		/* dest relpath of the entry */
+	size_t		 rel_len;
+	size_t		 name_off;	/* name = rel + name_off */
+	char		 tmp[64];	/* FILE: temp name in dir */
+	int		 fd;		/* FILE: temp file, open, or -1 */
+	bool		 version;	/* FILE: keep the old file first */
+	bool		 verify;	/* FILE: re-read and compare sum */
+	bool		 has_cat;	/* put ce into the catalogue */
+	struct catalogue_entry ce;	/* ce.name points into rel */
+	struct stat	 st;		/* the source entry as copied */
+	enum vg_capture	 captured;	/* FILE: how it was captured */
+};
+
+struct eng_link {			/* hard-link table entry */
+	dev_t		 dev;
+	ino_t		 ino;
+	char		*rel;		/* dest relpath of the first copy */
+	size_t		 rel_len;
+	uint64_t	 gen;		/* batch that placed it, 0 = durable */
+};
+
+struct eng_ctx {
+	const struct engine_opts *o;
+	const struct vg_job_def	*job;
+	struct vg_engine_result	*res;
+	struct vg_filter	*filter;
+	struct vg_catalogue	*cat;
+	enum eng_pass		 pass;
+	enum eng_stop		 stop;
+	bool			 use_cat;	/* fast path for this run */
+	bool			 mirror;
+	bool			 keep;		/* versions are kept */
+	uid_t			 uid;
+
+	const char		*dest;		/* as configured */
+	int			 dest_fd;	/* -1 only in plan passes */
+	struct stat		 dest_st;
+	char			 stamp[VERSIONS_STAMP_MAX];
+	uint64_t		 tmp_seq;
+
+	/* current source */
+	const struct engine_source *src;
+	size_t			 src_root_len;	/* rel length of its root */
+	dev_t			 src_dev;
+
+	/* dest relpath of the entry being handled */
+	char			*rel;
+	size_t			 rel_len, rel_cap;
+
+	/* the batch */
+	struct eng_item		*items;
+	size_t			 nitems, items_cap;
+	size_t			 batch_files;
+	uint64_t		 batch_bytes;
+	uint64_t		 gen;
+
+	/* hard links */
+	struct eng_link		*links;
+	size_t			 links_cap, links_used;
+
+	/* versions: the folder of the last versioned entry, kept open */
+	struct eng_dir		*vdir;
+	char			*vdir_rel;
+	size_t			 vdir_len;
+	FILE			*added_fp;	/* <stamp>.added being written */
+	bool			 added_failed;
+	char			 added_tmp[64];
+	uint64_t		 added_count;
+
+	/* counts of the plan passes */
+	uint64_t		 n_dest, n_del;
+
+	bool			 no_clone, no_cfr;
+	bool			 warned_xattr_nosup, warned_xattr_perm;
+	unsigned char		*buf;		/* ENG_BUF bytes */
+	struct engine_progress	 prog;
+	struct timespec		 last_prog;
+};
+#define ENG_BUF		(1U << 20)
+
+/* engine.c */
+void	eng_problem(struct eng_ctx *c, const char *rel, size_t rel_len,
+	    const char *problem, bool captured, const char *fmt, ...)
+	    __attribute__((format(printf, 6, 7)));
+void	eng_warn(struct eng_ctx *c, const char *fmt, ...)
+	    __attribute__((format(printf, 2, 3)));
+void	eng_fatal(struct eng_ctx *c, int e, const char *fmt, ...)
+	    __attribute__((format(printf, 3, 4)));
+/* Record a destination-side failure: disk full and I/O errors stop the
+ * run (fatal), anything else is a problem of that entry.  Returns -1 when
+ * the run must stop, 0 otherwise. */
+int	eng_dest_error(struct eng_ctx *c, int e, const char *rel,
+	    size_t rel_len, const char *what);
+void	eng_plan(struct eng_ctx *c, const char *verb, const char *rel,
+	    size_t rel_len, int64_t bytes);
+void	eng_progress(struct eng_ctx *c, bool force);
+int64_t	eng_ts_ns(const struct timespec *ts);
+void	eng_next_tmp(struct eng_ctx *c, char *buf, size_t len);
+
+/* engine_copy.c */
+struct eng_dir *eng_dir_new(int fd);
+struct eng_dir *eng_dir_ref(struct eng_dir *d);
+void	eng_dir_unref(struct eng_dir *d);
+/*
+ * Copy the regular file name (under source folder sfd, last seen as *st)
+ * to a new temp file in dest folder d, with metadata.  On success fills
+ * *it (kind FILE, fd, tmp, ce) and returns 0; returns 1 when the file had
+ * a problem (recorded; nothing left behind) and -1 when the run must stop.
+ */
+int	eng_copy_file(struct eng_ctx *c, int sfd, const char *name,
+	    const struct stat *st, struct eng_dir *d, struct eng_item *it);
+/* Copy xattrs (ACLs included) from sfd to dfd.  Records problems. */
+void	eng_copy_xattrs(struct eng_ctx *c, int sfd, int dfd);
+/* Add an item to the batch (takes over its memory); flushes when full.
+ * Returns -1 when the run must stop. */
+int	eng_batch_add(struct eng_ctx *c, struct eng_item *it);
+/* Make every batched change durable, then commit its catalogue rows. */
+int	eng_batch_flush(struct eng_ctx *c);
+/* Drop the batch after a fatal error: temp files are removed. */
+void	eng_batch_abort(struct eng_ctx *c);
+void	eng_item_free(struct eng_item *it);
+void	eng_fill_entry(struct catalogue_entry *ce, const struct stat *st);
+/* Hard links: the first copy of (dev, ino), or NULL. */
+struct eng_link *eng_link_find(struct eng_ctx *c, dev_t dev, ino_t ino);
+int	eng_link_add(struct eng_ctx *c, dev_t dev, ino_t ino, const char *rel,
+	    size_t rel_len, uint64_t gen);
+void	eng_links_free(struct eng_ctx *c);
+
+/* engine_dest.c */
+/*
+ * Keep the destination entry name (under folder d, at dest relpath rel)
+ * in this run's versions area: a hard link when link_only (the entry stays
+ * where it is; the caller renames over it), else a rename (it leaves).
+ * Falls back to a rename when links fail, so after a link_only call the
+ * entry may be gone.  0 or -1 with errno.
+ */
+int	eng_version(struct eng_ctx *c, struct eng_dir *d, const char *name,
+	    const char *rel, size_t rel_len, bool link_only);
+/*
+ * Remove destination entry name under d (c->rel is its relpath),
+ * versioning its files when versions are kept; a folder is removed with
+ * everything in it.  In plan passes it prints and counts instead.  counted:
+ * a mirror deletion (counted against max-delete), not a replacement.
+ * Returns -1 when the run must stop, 0 otherwise (problems are recorded).
+ */
+int	eng_remove(struct eng_ctx *c, struct eng_dir *d, const char *name,
+	    bool counted);
+/* Note an entry the run created where the destination had nothing. */
+void	eng_added(struct eng_ctx *c, const char *rel, size_t rel_len);
+int	eng_added_finish(struct eng_ctx *c);
+void	eng_versions_close(struct eng_ctx *c);
+/* Open (creating with 0700 when create) the folder path below root. */
+int	eng_open_chain(int root, const char *path, size_t len, bool create);
+
+#endif

@@ -1,0 +1,1 @@
+vigil_unit_test(restore LIBS vigil_engine)
