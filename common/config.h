@@ -142,8 +142,13 @@ int	config_check(const struct vg_jobfile *jf, const char *filename,
  */
 struct vg_job_def *config_parse_job(const char *text, struct vg_diags *diags);
 
-/* Write a job set back: preamble (may be NULL), then each job's text.
- * Returns a malloc'd NUL-terminated string. */
+/*
+ * Write a job set back: preamble (may be NULL), then each job's text, as
+ * they are; a newline is added only where a text that does not end in one is
+ * followed by another.  config_export(jf->preamble, jf->jobs, jf->njobs) of a
+ * parsed file gives the file back byte for byte.  Returns a malloc'd string
+ * the caller frees, or NULL when memory runs out.
+ */
 char	*config_export(const char *preamble, struct vg_job_def *const *jobs,
 	    size_t njobs);
 

@@ -39,8 +39,8 @@ struct filter_pat {
 	char			*text;
 	int			 anchored;
 	int			 dir_only;
-	int			 below_only;	/* ended in a "**" component: only what
-						   is below the match */
+	int			 below_only;	/* ended in a "**" component:
+						   only what is below matches */
 	struct filter_comp	*comps;
 	size_t			 ncomps;
 };

@@ -135,7 +135,7 @@ ipc_queue(struct ipc_conn *c, json_t *msg, struct vg_err *err)
 		return -1;
 	}
 	pending = c->out_len - c->out_off;
-	if (pending + len + 4 > IPC_OUT_MAX) {
+	if (pending + len + 4 > (c->out_max != 0 ? c->out_max : IPC_OUT_MAX)) {
 		free(body);
 		vg_err_set(err, VG_ERR_INVALID, "peer does not read its "
 		    "messages");
@@ -184,6 +184,18 @@ ipc_flush(struct ipc_conn *c, struct vg_err *err)
 	}
 	c->out_off = c->out_len = 0;
 	return 1;
+}
+
+size_t
+ipc_pending(const struct ipc_conn *c)
+{
+	return c->out_len - c->out_off;
+}
+
+int
+ipc_mid_frame(const struct ipc_conn *c)
+{
+	return c->hdr_got > 0 || c->in != NULL;
 }
 
 int

@@ -36,6 +36,7 @@ struct ipc_conn {
 	size_t		 in_len, in_got;
 	char		*out;		/* queued bytes not yet written */
 	size_t		 out_len, out_off;
+	size_t		 out_max;	/* queue limit; 0 means IPC_OUT_MAX */
 };
 
 void	ipc_conn_init(struct ipc_conn *c, int fd);
@@ -56,14 +57,22 @@ enum ipc_read_result ipc_read_frame(struct ipc_conn *c, json_t **msg,
 /* Decode one complete frame body (used by the reader and the fuzz target). */
 json_t	*ipc_decode(const char *body, size_t len, struct vg_err *err);
 
-/* Queue msg for sending.  -1 when the queue would pass IPC_OUT_MAX or the
- * message is larger than IPC_FRAME_MAX. */
+/* Queue msg for sending.  -1 when the queue would pass its limit (out_max,
+ * or IPC_OUT_MAX) or the message is larger than IPC_FRAME_MAX; the queue is
+ * then unchanged. */
 int	ipc_queue(struct ipc_conn *c, json_t *msg, struct vg_err *err);
 /* Write what is queued: 1 all sent, 0 some left (EAGAIN), -1 error. */
 int	ipc_flush(struct ipc_conn *c, struct vg_err *err);
+/* Bytes queued and not yet written. */
+size_t	ipc_pending(const struct ipc_conn *c);
+/* True while part of a frame (header or body) has been read. */
+int	ipc_mid_frame(const struct ipc_conn *c);
 
-/* Blocking helpers for clients: send one message; receive one message
- * waiting at most timeout_ms (-1 = no limit). */
+/* Blocking helpers for simple clients: send one message; receive one
+ * message waiting at most timeout_ms (-1 = no limit).  ipc_recv() keeps no
+ * state between calls: after a timeout or an error the stream may stand
+ * inside a frame, so close the connection.  Long-lived clients use
+ * agent/client.h, which keeps a struct ipc_conn per connection. */
 int	ipc_send(int fd, json_t *msg, struct vg_err *err);
 json_t	*ipc_recv(int fd, int timeout_ms, struct vg_err *err);
 

@@ -622,7 +622,7 @@ control_log(struct control_ctx *ctx, const struct control_peer *peer,
 		    control_cstr_json(files[i].detail));
 		json_array_append_new(a, f);
 	}
-	json_object_set_new(o, "files", a);
+	json_object_set_new(o, "problems", a);
 	run_files_free(files, n);
 	run_row_free(&run);
 	*result = o;

@@ -41,7 +41,7 @@ report_print_run(FILE *fp, json_t *r, bool with_files)
 {
 	json_t *counts = json_object_get(r, "counts");
 	json_t *cap = json_object_get(r, "capture");
-	json_t *files = json_object_get(r, "files");
+	json_t *files = json_object_get(r, "problems");
 	json_t *details = json_object_get(r, "details");
 	json_t *v, *f;
 	const char *k;

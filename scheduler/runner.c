@@ -56,6 +56,22 @@ runner_catalogue_dir(const char *state_dir, uid_t owner, struct vg_err *err)
 		vg_err_sys(err, "cannot create %s", path);
 		return -1;
 	}
+	/* The owner's worker writes its catalogue there: the folder is
+	 * theirs, mode 0700 (DESIGN.md, "Storage"). */
+	if (geteuid() == 0 && owner != 0) {
+		int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+		    O_CLOEXEC);
+
+		if (fd == -1 || fchown(fd, owner, (gid_t)-1) == -1 ||
+		    fchmod(fd, 0700) == -1) {
+			vg_err_sys(err, "cannot hand %s to uid %u", path,
+			    (unsigned)owner);
+			if (fd != -1)
+				close(fd);
+			return -1;
+		}
+		close(fd);
+	}
 	return 0;
 }
 
@@ -142,6 +158,218 @@ runner_record_early(struct vg_store *st, int64_t run_id, int64_t job_id,
 	return store_run_finish(st, &row, NULL, 0, err);
 }
 
+void
+runner_plan_free(struct runner_plan *plan)
+{
+	if (plan == NULL)
+		return;
+	job_row_free(&plan->row);
+	job_def_free(plan->job);
+	free(plan->catalogue_path);
+	free(plan->path);
+	free(plan->path_reason);
+	free(plan->sources);
+	memset(plan, 0, sizeof *plan);
+}
+
+/* What stops a run before it touches anything; msg empty when nothing. */
+static void
+runner_check(const struct vg_job_def *job, char *msg, size_t len)
+{
+	struct stat sb;
+	bool is_mnt = false;
+	size_t i;
+	int mfd;
+
+	msg[0] = '\0';
+	if (job->require_mount != NULL) {
+		mfd = open(job->require_mount, O_RDONLY | O_DIRECTORY |
+		    O_CLOEXEC);
+		if (mfd == -1 || plat_is_mount_root(mfd, "", &is_mnt) == -1)
+			is_mnt = false;
+		if (mfd != -1)
+			close(mfd);
+		if (!is_mnt) {
+			snprintf(msg, len, "require-mount %s is not a mount "
+			    "point: is the disk plugged in and mounted? "
+			    "Nothing was copied", job->require_mount);
+			return;
+		}
+	}
+	for (i = 0; i < job->sources.n; i++) {
+		if (stat(job->sources.v[i], &sb) == -1) {
+			snprintf(msg, len, "source %s: %s; nothing was copied",
+			    job->sources.v[i], strerror(errno));
+			return;
+		}
+		if (!S_ISDIR(sb.st_mode)) {
+			snprintf(msg, len, "source %s is not a folder; nothing "
+			    "was copied", job->sources.v[i]);
+			return;
+		}
+	}
+	if (job->mode != VG_MODE_BACKUP && job->mode != VG_MODE_MIRROR)
+		snprintf(msg, len, "mode %s is not available in this version; "
+		    "use backup or mirror", config_mode_name(job->mode));
+}
+
+int
+runner_prepare(struct vg_store *st, const char *state_dir,
+    const struct runner_request *req, struct runner_plan *plan,
+    struct vg_err *err)
+{
+	struct vg_diags diags = { 0 };
+	struct vg_err cerr;
+	char msg[1024];
+	size_t i;
+
+	memset(plan, 0, sizeof *plan);
+	plan->status = VG_RUN_FAILED;
+	if (store_job_get_id(st, req->job_id, &plan->row, err) == -1)
+		return -1;
+	if (plan->row.deleted != 0) {
+		vg_err_set(err, VG_ERR_NOTFOUND, "job %s was removed",
+		    plan->row.name);
+		goto fail;
+	}
+	if ((plan->job = config_parse_job(plan->row.definition,
+	    &diags)) == NULL) {
+		vg_err_set(err, VG_ERR_PARSE, "job %s: its stored definition "
+		    "no longer parses (%s); re-import the jobs file",
+		    plan->row.name, diags.n > 0 ? diags.v[0].msg : "unknown");
+		goto fail;
+	}
+	diags_free(&diags);
+	if ((plan->path = strdup("fallback")) == NULL ||
+	    (plan->path_reason = strdup("no session agent consulted: files "
+	    "were read live")) == NULL ||
+	    (plan->sources = calloc(plan->job->sources.n + 1,
+	    sizeof *plan->sources)) == NULL) {
+		vg_err_sys(err, "out of memory");
+		goto fail;
+	}
+	for (i = 0; i < plan->job->sources.n; i++) {
+		plan->sources[i].path = plan->job->sources.v[i];
+		plan->sources[i].read_from = NULL;
+		plan->sources[i].capture = VG_CAP_LIVE;
+	}
+	plan->started_ms = runner_now_ms();
+
+	runner_check(plan->job, msg, sizeof msg);
+	if (req->dry_run) {
+		if (msg[0] != '\0') {
+			vg_err_set(err, VG_ERR_INVALID, "job %s: %s",
+			    plan->job->name, msg);
+			goto fail;
+		}
+		return 0;
+	}
+	if (store_run_begin(st, plan->row.id, req->trigger, false,
+	    &plan->run_id, err) == -1)
+		goto fail;
+	log_set_context(plan->job->name, plan->run_id);
+	if (msg[0] != '\0') {
+		log_warnx("%s", msg);
+		plan->done = true;
+		plan->status = VG_RUN_FAILED;
+		if (runner_record_early(st, plan->run_id, plan->row.id,
+		    VG_RUN_FAILED, "skip", "pre-run check failed", msg,
+		    err) == -1)
+			goto fail;
+		log_set_context(NULL, 0);
+		return 0;
+	}
+	vg_err_clear(&cerr);
+	if (runner_catalogue_dir(state_dir, plan->row.owner_uid, &cerr) == 0)
+		plan->catalogue_path = runner_catalogue_path(state_dir,
+		    plan->row.owner_uid, plan->row.id);
+	else
+		log_warnx("no catalogue (%s); the run does a full rescan",
+		    cerr.msg);
+	log_set_context(NULL, 0);
+	return 0;
+fail:
+	diags_free(&diags);
+	log_set_context(NULL, 0);
+	runner_plan_free(plan);
+	return -1;
+}
+
+int
+runner_execute(const struct runner_plan *plan,
+    const struct runner_request *req, struct vg_engine_result *res,
+    struct vg_err *err)
+{
+	const struct vg_job_def *job = plan->job;
+	struct vg_catalogue *cat = NULL;
+	struct engine_opts eo;
+	struct vg_err cerr;
+	struct stat sb;
+	char *dest_key = NULL;
+	bool fresh = true;
+	int rc;
+
+	memset(res, 0, sizeof *res);
+	log_set_context(job->name, plan->run_id);
+	if (!req->dry_run && stat(job->destination, &sb) == -1 &&
+	    mkdir(job->destination, 0700) == -1 && errno != EEXIST) {
+		vg_err_sys(err, "cannot create destination %s",
+		    job->destination);
+		res->status = VG_RUN_FAILED;
+		log_set_context(NULL, 0);
+		return -1;
+	}
+	/* The catalogue: losing it only costs a full rescan. */
+	vg_err_clear(&cerr);
+	if (plan->catalogue_path != NULL) {
+		if (stat(job->destination, &sb) == 0)
+			rc = asprintf(&dest_key, "%s|%llu|%llu|%d",
+			    job->destination, (unsigned long long)sb.st_dev,
+			    (unsigned long long)sb.st_ino, (int)job->mode);
+		else
+			rc = asprintf(&dest_key, "%s|new|%d", job->destination,
+			    (int)job->mode);
+		if (rc == -1)
+			dest_key = NULL;
+		if (dest_key == NULL || catalogue_open(plan->catalogue_path,
+		    dest_key, &cat, &fresh, &cerr) == -1) {
+			log_warnx("catalogue %s unusable (%s); doing a full "
+			    "rescan", plan->catalogue_path, cerr.msg);
+			cat = NULL;
+			fresh = true;
+		}
+	}
+	if (job->priority == VG_PRIO_LOW && plat_set_low_priority() == -1)
+		log_warn("cannot lower the run's priority");
+
+	memset(&eo, 0, sizeof eo);
+	eo.job = job;
+	eo.sources = plan->sources;
+	eo.nsources = job->sources.n;
+	eo.catalogue = cat;
+	eo.catalogue_fresh = fresh;
+	eo.run_id = plan->run_id;
+	eo.now_ms = plan->started_ms;
+	eo.dry_run = req->dry_run;
+	eo.plan_out = req->plan_out != NULL ? req->plan_out : stdout;
+	eo.rescan = req->rescan;
+	eo.as_root = geteuid() == 0;
+	eo.progress = req->progress;
+	eo.progress_arg = req->progress_arg;
+	eo.cancel = req->cancel;
+	rc = engine_run(&eo, res, err);
+	if (cat != NULL)
+		catalogue_close(cat);
+	free(dest_key);
+
+	if (!req->dry_run && res->status != VG_RUN_FAILED &&
+	    runner_write_definition(job->destination, plan->row.definition,
+	    &cerr) == -1)
+		log_warnx("%s", cerr.msg);
+	log_set_context(NULL, 0);
+	return rc;
+}
+
 static char *
 runner_details(const struct vg_engine_result *res)
 {
@@ -164,234 +392,283 @@ runner_details(const struct vg_engine_result *res)
 }
 
 int
+runner_record(struct vg_store *st, const struct runner_plan *plan,
+    const struct vg_engine_result *res, const struct vg_err *run_err,
+    struct vg_err *err)
+{
+	struct vg_run_row rr;
+	struct vg_run_file *files = NULL;
+	char *details = NULL;
+	size_t i;
+	int rc = -1;
+
+	memset(&rr, 0, sizeof rr);
+	rr.id = plan->run_id;
+	rr.job_id = plan->row.id;
+	rr.status = res->status;
+	rr.path = plan->path;
+	rr.path_reason = plan->path_reason;
+	rr.ended = runner_now_ms();
+	rr.files = res->files;
+	rr.files_copied = res->files_copied;
+	rr.files_unchanged = res->files_unchanged;
+	rr.files_deleted = res->files_deleted;
+	rr.files_versioned = res->files_versioned;
+	rr.files_failed = res->files_failed;
+	rr.bytes = res->bytes_copied;
+	rr.bytes_total = res->bytes_total;
+	memcpy(rr.capture, res->capture, sizeof rr.capture);
+	if (res->message != NULL)
+		rr.message = res->message;
+	else if (res->status == VG_RUN_FAILED && run_err != NULL &&
+	    run_err->msg[0] != '\0')
+		rr.message = (char *)run_err->msg;
+	details = runner_details(res);
+	rr.details_json = details;
+	if (res->nproblems > 0 &&
+	    (files = calloc(res->nproblems, sizeof *files)) == NULL) {
+		vg_err_sys(err, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < res->nproblems; i++) {
+		files[i].path = res->problems[i].path;
+		files[i].path_len = res->problems[i].path_len;
+		files[i].capture = res->problems[i].has_capture ? (char *)
+		    store_capture_name(res->problems[i].capture) : NULL;
+		files[i].problem = res->problems[i].problem;
+		files[i].detail = res->problems[i].detail;
+	}
+	if (store_run_finish(st, &rr, files, res->nproblems, err) == -1)
+		goto out;
+	(void)store_job_set_times(st, plan->row.id, plan->started_ms / 1000,
+	    plan->row.next_run, NULL);
+	log_set_context(plan->job->name, plan->run_id);
+	if (res->status == VG_RUN_OK)
+		log_info("run finished ok: %llu copied, %llu unchanged, "
+		    "%llu deleted", (unsigned long long)res->files_copied,
+		    (unsigned long long)res->files_unchanged,
+		    (unsigned long long)res->files_deleted);
+	else
+		log_warnx("run finished %s%s%s",
+		    store_run_status_name(res->status),
+		    rr.message != NULL ? ": " : "",
+		    rr.message != NULL ? rr.message : "");
+	log_set_context(NULL, 0);
+	rc = 0;
+out:
+	free(files);
+	free(details);
+	return rc;
+}
+
+int
 runner_run(struct vg_store *st, const char *state_dir,
     const struct runner_request *req, int64_t *run_id,
     enum vg_run_status *status, struct vg_err *err)
 {
-	struct vg_job_row row;
-	struct vg_job_def *job = NULL;
-	struct vg_diags diags = { 0 };
-	struct vg_catalogue *cat = NULL;
-	struct engine_source *srcs = NULL;
-	struct engine_opts eo;
+	struct runner_plan plan;
 	struct vg_engine_result res;
-	struct vg_run_row rr;
-	struct vg_run_file *files = NULL;
-	struct vg_err cerr;
-	char *catpath = NULL, *dest_key = NULL, *details = NULL;
-	char msg[1024];
-	const char *reason;
-	bool fresh = false, is_mnt = false;
-	size_t i;
+	struct vg_err rerr;
 	int rc = -1;
-	struct stat sb;
 
-	memset(&row, 0, sizeof row);
-	memset(&res, 0, sizeof res);
 	*run_id = 0;
 	*status = VG_RUN_FAILED;
-
-	if (store_job_get_id(st, req->job_id, &row, err) == -1)
+	memset(&res, 0, sizeof res);
+	if (runner_prepare(st, state_dir, req, &plan, err) == -1)
 		return -1;
-	if ((job = config_parse_job(row.definition, &diags)) == NULL) {
-		vg_err_set(err, VG_ERR_PARSE, "job %s: its stored definition "
-		    "no longer parses (%s); re-import the jobs file", row.name,
-		    diags.n > 0 ? diags.v[0].msg : "unknown error");
-		goto out;
-	}
-	log_set_context(job->name, 0);
-
-	if (!req->dry_run) {
-		if (store_run_begin(st, row.id, req->trigger, false, run_id,
-		    err) == -1)
-			goto out;
-		log_set_context(job->name, *run_id);
-	}
-
-	/* Checks that stop a run before it touches anything. */
-	msg[0] = '\0';
-	if (job->require_mount != NULL) {
-		int mfd = open(job->require_mount, O_RDONLY | O_DIRECTORY |
-		    O_CLOEXEC);
-
-		if (mfd == -1 || plat_is_mount_root(mfd, "", &is_mnt) == -1)
-			is_mnt = false;
-		if (mfd != -1)
-			close(mfd);
-		if (!is_mnt)
-			snprintf(msg, sizeof msg, "require-mount %s is not a "
-			    "mount point: is the disk plugged in and mounted? "
-			    "Nothing was copied", job->require_mount);
-	}
-	for (i = 0; msg[0] == '\0' && i < job->sources.n; i++) {
-		if (stat(job->sources.v[i], &sb) == -1)
-			snprintf(msg, sizeof msg, "source %s: %s; nothing was "
-			    "copied", job->sources.v[i], strerror(errno));
-		else if (!S_ISDIR(sb.st_mode))
-			snprintf(msg, sizeof msg, "source %s is not a folder; "
-			    "nothing was copied", job->sources.v[i]);
-	}
-	if (msg[0] == '\0' && job->mode != VG_MODE_BACKUP &&
-	    job->mode != VG_MODE_MIRROR)
-		snprintf(msg, sizeof msg, "mode %s is not available in this "
-		    "version; use backup or mirror", config_mode_name(job->mode));
-	if (msg[0] != '\0') {
-		log_warnx("%s", msg);
-		if (req->dry_run) {
-			vg_err_set(err, VG_ERR_INVALID, "job %s: %s", job->name,
-			    msg);
-			goto out;
-		}
-		if (runner_record_early(st, *run_id, row.id, VG_RUN_FAILED,
-		    "skip", "pre-run check failed", msg, err) == -1)
-			goto out;
-		*status = VG_RUN_FAILED;
+	*run_id = plan.run_id;
+	if (plan.done) {
+		*status = plan.status;
 		rc = 0;
 		goto out;
 	}
-
-	if (!req->dry_run && (stat(job->destination, &sb) == -1)) {
-		/* Create the destination root if its parent exists. */
-		if (mkdir(job->destination, 0700) == -1 && errno != EEXIST) {
-			snprintf(msg, sizeof msg, "destination %s: %s; nothing "
-			    "was copied", job->destination, strerror(errno));
-			log_warnx("%s", msg);
-			if (runner_record_early(st, *run_id, row.id,
-			    VG_RUN_FAILED, "skip", "pre-run check failed", msg,
-			    err) == -1)
-				goto out;
-			rc = 0;
-			goto out;
-		}
-	}
-
-	/* The catalogue: losing it only costs a full rescan. */
-	if (runner_catalogue_dir(state_dir, row.owner_uid, &cerr) == 0 &&
-	    (catpath = runner_catalogue_path(state_dir, row.owner_uid,
-	    row.id)) != NULL) {
-		if (stat(job->destination, &sb) == 0)
-			(void)asprintf(&dest_key, "%s|%llu|%llu|%d",
-			    job->destination, (unsigned long long)sb.st_dev,
-			    (unsigned long long)sb.st_ino, (int)job->mode);
-		else
-			(void)asprintf(&dest_key, "%s|new|%d", job->destination,
-			    (int)job->mode);
-		if (dest_key == NULL || catalogue_open(catpath, dest_key, &cat,
-		    &fresh, &cerr) == -1) {
-			log_warnx("catalogue %s unusable (%s); doing a full "
-			    "rescan", catpath, cerr.msg);
-			cat = NULL;
-			fresh = true;
-		}
-	} else
-		log_warnx("no catalogue (%s); doing a full rescan", cerr.msg);
-
-	if (job->priority == VG_PRIO_LOW && plat_set_low_priority() == -1)
-		log_warn("cannot lower the run's priority");
-
-	if ((srcs = calloc(job->sources.n, sizeof *srcs)) == NULL) {
-		vg_err_sys(err, "out of memory");
+	vg_err_clear(&rerr);
+	if (runner_execute(&plan, req, &res, &rerr) == -1 && req->dry_run) {
+		if (err != NULL)
+			*err = rerr;
 		goto out;
 	}
-	for (i = 0; i < job->sources.n; i++) {
-		srcs[i].path = job->sources.v[i];
-		srcs[i].read_from = NULL;
-		srcs[i].capture = VG_CAP_LIVE;
-	}
-	memset(&eo, 0, sizeof eo);
-	eo.job = job;
-	eo.sources = srcs;
-	eo.nsources = job->sources.n;
-	eo.catalogue = cat;
-	eo.catalogue_fresh = fresh;
-	eo.run_id = *run_id;
-	eo.now_ms = runner_now_ms();
-	eo.dry_run = req->dry_run;
-	eo.plan_out = req->plan_out != NULL ? req->plan_out : stdout;
-	eo.rescan = req->rescan;
-	eo.as_root = geteuid() == 0;
-	eo.progress = req->progress;
-	eo.progress_arg = req->progress_arg;
-	eo.cancel = req->cancel;
-
-	if (engine_run(&eo, &res, err) == -1 && req->dry_run)
-		goto out;
 	*status = res.status;
 	if (req->dry_run) {
 		rc = 0;
 		goto out;
 	}
-
-	if (res.status != VG_RUN_FAILED &&
-	    runner_write_definition(job->destination, row.definition,
-	    &cerr) == -1)
-		log_warnx("%s", cerr.msg);
-
-	/* The record. */
-	memset(&rr, 0, sizeof rr);
-	rr.id = *run_id;
-	rr.job_id = row.id;
-	rr.status = res.status;
-	rr.path = "fallback";
-	reason = "no session agent consulted: files were read live";
-	rr.path_reason = (char *)reason;
-	rr.ended = runner_now_ms();
-	rr.files = res.files;
-	rr.files_copied = res.files_copied;
-	rr.files_unchanged = res.files_unchanged;
-	rr.files_deleted = res.files_deleted;
-	rr.files_versioned = res.files_versioned;
-	rr.files_failed = res.files_failed;
-	rr.bytes = res.bytes_copied;
-	rr.bytes_total = res.bytes_total;
-	memcpy(rr.capture, res.capture, sizeof rr.capture);
-	if (res.message != NULL)
-		rr.message = res.message;
-	else if (res.status == VG_RUN_FAILED && err != NULL &&
-	    err->msg[0] != '\0')
-		rr.message = err->msg;
-	details = runner_details(&res);
-	rr.details_json = details;
-	if (res.nproblems > 0 &&
-	    (files = calloc(res.nproblems, sizeof *files)) == NULL) {
-		vg_err_sys(err, "out of memory");
-		goto out;
-	}
-	for (i = 0; i < res.nproblems; i++) {
-		files[i].path = res.problems[i].path;
-		files[i].path_len = res.problems[i].path_len;
-		files[i].capture = res.problems[i].has_capture ? (char *)
-		    store_capture_name(res.problems[i].capture) : NULL;
-		files[i].problem = res.problems[i].problem;
-		files[i].detail = res.problems[i].detail;
-	}
-	if (store_run_finish(st, &rr, files, res.nproblems, err) == -1)
-		goto out;
-	(void)store_job_set_times(st, row.id, rr.ended / 1000 -
-	    (rr.ended - eo.now_ms) / 1000, row.next_run, NULL);
-	if (res.status == VG_RUN_OK)
-		log_info("run finished ok: %llu copied, %llu unchanged, "
-		    "%llu deleted", (unsigned long long)res.files_copied,
-		    (unsigned long long)res.files_unchanged,
-		    (unsigned long long)res.files_deleted);
-	else
-		log_warnx("run finished %s%s%s",
-		    store_run_status_name(res.status),
-		    res.message != NULL ? ": " : "",
-		    res.message != NULL ? res.message : "");
-	rc = 0;
+	rc = runner_record(st, &plan, &res, &rerr, err);
 out:
-	log_set_context(NULL, 0);
-	free(files);
-	free(details);
 	engine_result_free(&res);
-	if (cat != NULL)
-		catalogue_close(cat);
-	free(srcs);
-	free(catpath);
-	free(dest_key);
-	job_def_free(job);
-	diags_free(&diags);
-	job_row_free(&row);
+	runner_plan_free(&plan);
 	return rc;
+}
+
+/* ---- the engine result between processes ---- */
+
+static json_t *
+runner_bytes_json(const char *s, size_t len)
+{
+	/* Raw bytes (paths may be any bytes): hex keeps them exact. */
+	static const char hex[] = "0123456789abcdef";
+	char *b;
+	json_t *j;
+	size_t i;
+
+	if ((b = malloc(len * 2 + 1)) == NULL)
+		return json_null();
+	for (i = 0; i < len; i++) {
+		b[2 * i] = hex[(unsigned char)s[i] >> 4];
+		b[2 * i + 1] = hex[(unsigned char)s[i] & 15];
+	}
+	j = json_stringn(b, len * 2);
+	free(b);
+	return j;
+}
+
+static char *
+runner_bytes_from_json(json_t *j, size_t *lenp)
+{
+	const char *h = json_string_value(j);
+	size_t n, i;
+	char *b;
+	int hi, lo;
+
+	if (h == NULL || (n = json_string_length(j)) % 2 != 0)
+		return NULL;
+	if ((b = malloc(n / 2 + 1)) == NULL)
+		return NULL;
+	for (i = 0; i < n / 2; i++) {
+		hi = h[2 * i] <= '9' ? h[2 * i] - '0' : h[2 * i] - 'a' + 10;
+		lo = h[2 * i + 1] <= '9' ? h[2 * i + 1] - '0' :
+		    h[2 * i + 1] - 'a' + 10;
+		if (hi < 0 || hi > 15 || lo < 0 || lo > 15) {
+			free(b);
+			return NULL;
+		}
+		b[i] = (char)(hi << 4 | lo);
+	}
+	b[n / 2] = '\0';
+	*lenp = n / 2;
+	return b;
+}
+
+static json_t *
+runner_opt_str(const char *s)
+{
+	json_t *j;
+
+	if (s == NULL)
+		return json_null();
+	j = runner_bytes_json(s, strlen(s));
+	return j;
+}
+
+static char *
+runner_opt_str_from(json_t *j)
+{
+	size_t len;
+
+	if (json_is_null(j) || j == NULL)
+		return NULL;
+	return runner_bytes_from_json(j, &len);
+}
+
+#define RUNNER_COUNTERS(X)						\
+	X(files) X(dirs) X(files_copied) X(files_unchanged)		\
+	X(files_deleted) X(files_versioned) X(files_failed)		\
+	X(bytes_copied) X(bytes_total) X(versions_pruned)		\
+	X(plan_copies) X(plan_deletes) X(plan_versions) X(plan_bytes)
+
+json_t *
+runner_result_to_json(const struct vg_engine_result *res)
+{
+	json_t *o, *a, *p;
+	size_t i;
+
+	o = json_object();
+	json_object_set_new(o, "status", json_integer(res->status));
+	json_object_set_new(o, "message", runner_opt_str(res->message));
+#define X(f) json_object_set_new(o, #f, json_integer((json_int_t)res->f));
+	RUNNER_COUNTERS(X)
+#undef X
+	a = json_array();
+	for (i = 0; i < VG_CAP_COUNT; i++)
+		json_array_append_new(a, json_integer((json_int_t)
+		    res->capture[i]));
+	json_object_set_new(o, "capture", a);
+	a = json_array();
+	for (i = 0; i < res->nproblems; i++) {
+		p = json_object();
+		json_object_set_new(p, "path", runner_bytes_json(
+		    res->problems[i].path, res->problems[i].path_len));
+		json_object_set_new(p, "capture", res->problems[i].has_capture ?
+		    json_integer(res->problems[i].capture) : json_null());
+		json_object_set_new(p, "problem",
+		    runner_opt_str(res->problems[i].problem));
+		json_object_set_new(p, "detail",
+		    runner_opt_str(res->problems[i].detail));
+		json_array_append_new(a, p);
+	}
+	json_object_set_new(o, "problems", a);
+	a = json_array();
+	for (i = 0; i < res->nwarnings; i++)
+		json_array_append_new(a, runner_opt_str(res->warnings[i]));
+	json_object_set_new(o, "warnings", a);
+	return o;
+}
+
+int
+runner_result_from_json(json_t *o, struct vg_engine_result *res)
+{
+	json_t *a, *p, *c;
+	json_int_t st;
+	size_t i, n;
+
+	memset(res, 0, sizeof *res);
+	res->status = VG_RUN_FAILED;
+	if (!json_is_object(o))
+		return -1;
+	st = json_integer_value(json_object_get(o, "status"));
+	if (st < VG_RUN_RUNNING || st > VG_RUN_POSTPONED)
+		return -1;
+	res->status = (enum vg_run_status)st;
+	res->message = runner_opt_str_from(json_object_get(o, "message"));
+#define X(f) res->f = (uint64_t)json_integer_value(json_object_get(o, #f));
+	RUNNER_COUNTERS(X)
+#undef X
+	a = json_object_get(o, "capture");
+	for (i = 0; i < VG_CAP_COUNT && i < json_array_size(a); i++)
+		res->capture[i] = (uint64_t)json_integer_value(
+		    json_array_get(a, i));
+	a = json_object_get(o, "problems");
+	n = json_array_size(a);
+	if (n > 0 && (res->problems = calloc(n, sizeof *res->problems)) ==
+	    NULL)
+		return -1;
+	for (i = 0; i < n; i++) {
+		p = json_array_get(a, i);
+		res->problems[i].path = runner_bytes_from_json(
+		    json_object_get(p, "path"), &res->problems[i].path_len);
+		if (res->problems[i].path == NULL)
+			return -1;
+		c = json_object_get(p, "capture");
+		if (json_is_integer(c) && json_integer_value(c) >= 0 &&
+		    json_integer_value(c) < VG_CAP_COUNT) {
+			res->problems[i].has_capture = true;
+			res->problems[i].capture = (enum vg_capture)
+			    json_integer_value(c);
+		}
+		res->problems[i].problem = runner_opt_str_from(
+		    json_object_get(p, "problem"));
+		res->problems[i].detail = runner_opt_str_from(
+		    json_object_get(p, "detail"));
+		res->nproblems++;
+	}
+	a = json_object_get(o, "warnings");
+	n = json_array_size(a);
+	if (n > 0 && (res->warnings = calloc(n, sizeof *res->warnings)) ==
+	    NULL)
+		return -1;
+	for (i = 0; i < n; i++)
+		if ((res->warnings[res->nwarnings] = runner_opt_str_from(
+		    json_array_get(a, i))) != NULL)
+			res->nwarnings++;
+	return 0;
 }

@@ -14,11 +14,13 @@
 #ifndef VIGIL_RUNNER_H
 #define VIGIL_RUNNER_H
 
+#include <jansson.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
+#include "common/config.h"
 #include "common/err.h"
 #include "db/store.h"
 #include "scheduler/engine.h"
@@ -33,6 +35,50 @@ struct runner_request {
 	void			*progress_arg;
 	volatile sig_atomic_t	*cancel;
 };
+
+/*
+ * A run in three steps, so that the service can put the middle one in a
+ * worker process that runs as the job's owner:
+ *   runner_prepare()  parent: load and parse the job, pre-run checks, the
+ *                     store row (status running), the owner's catalogue
+ *                     folder;
+ *   runner_execute()  worker: catalogue, priority, engine, .vigil/job.ini;
+ *   runner_record()   parent: the run record.
+ * runner_run() does all three in one process (the CLI's local mode and
+ * `vigild --run-once`).
+ */
+struct runner_plan {
+	struct vg_job_row	 row;		/* the job as stored */
+	struct vg_job_def	*job;		/* parsed definition */
+	int64_t			 run_id;	/* 0 for a dry run */
+	int64_t			 started_ms;
+	bool			 done;		/* ended in prepare (a failed
+						   check): nothing to execute,
+						   already recorded */
+	enum vg_run_status	 status;	/* when done */
+	char			*catalogue_path;
+	char			*path;		/* "agent", "fallback", "skip" */
+	char			*path_reason;
+	struct engine_source	*sources;	/* job->sources.n, read live
+						   until snapshots land */
+};
+void	runner_plan_free(struct runner_plan *plan);	/* contents only */
+
+int	runner_prepare(struct vg_store *st, const char *state_dir,
+	    const struct runner_request *req, struct runner_plan *plan,
+	    struct vg_err *err);
+/* Fills res (free with engine_result_free); returns engine_run's value. */
+int	runner_execute(const struct runner_plan *plan,
+	    const struct runner_request *req, struct vg_engine_result *res,
+	    struct vg_err *err);
+int	runner_record(struct vg_store *st, const struct runner_plan *plan,
+	    const struct vg_engine_result *res, const struct vg_err *run_err,
+	    struct vg_err *err);
+
+/* The engine result as JSON (worker to parent) and back.  to_json returns a
+ * new reference; from_json fills res (free with engine_result_free). */
+json_t	*runner_result_to_json(const struct vg_engine_result *res);
+int	runner_result_from_json(json_t *j, struct vg_engine_result *res);
 
 /*
  * state_dir: where catalogue/<uid>/<job id>.db lives.  On return *run_id is

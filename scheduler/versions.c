@@ -371,7 +371,8 @@ versions_prune(int dest_fd, const struct versions_policy *p,
 		stamps[n].id = id;
 		n++;
 	}
-	qsort(stamps, n, sizeof(*stamps), vs_stamp_cmp);
+	if (n > 1)
+		qsort(stamps, n, sizeof(*stamps), vs_stamp_cmp);
 
 	now_s = p->now_ms / 1000;
 	for (i = 0; i < n; i++) {

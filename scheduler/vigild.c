@@ -201,11 +201,15 @@ vigild_run_once(struct control_ctx *ctx, const char *job, bool dry,
 static int
 vigild_demo(struct control_ctx *ctx, const char *state_dir)
 {
-	char src[PATH_MAX], dst[PATH_MAX], path[PATH_MAX];
+	char src[PATH_MAX], dst[PATH_MAX], path[PATH_MAX + 64];
 	char *jobs = NULL;
 	json_t *p, *res;
 	int i;
 
+	if (strlen(state_dir) > PATH_MAX - 64) {
+		log_warnx("state folder path too long: %s", state_dir);
+		return 1;
+	}
 	snprintf(src, sizeof src, "%s/demo/sample", state_dir);
 	snprintf(dst, sizeof dst, "%s/demo/backup", state_dir);
 	snprintf(path, sizeof path, "%s/notes", src);

@@ -58,8 +58,8 @@ def rsync_ref(t, src, dst, label):
     return len(diffs)
 
 
-def run_and_compare(t, v, job, src, dst, what, **kw):
-    p = v.run_expect(job, rc=RC_OK, what=what)
+def run_and_compare(t, v, job, src, dst, what, *flags, **kw):
+    p = v.run_expect(job, *flags, rc=RC_OK, what=what)
     diffs, n = treecmp.compare_trees(src, dst, **kw)
     diff_report(t, "%s (%d entries)" % (what, n), diffs)
     left = find_tmp_leftovers(dst)
@@ -207,7 +207,8 @@ def tamper(t, v):
     diffs, _ = treecmp.compare_trees(src, dst)
     t.info("without --rescan, %d differences remain (the fast path stats "
            "only the source)" % len(diffs))
-    run_and_compare(t, v, job, src, dst, "--rescan after tampering")
+    run_and_compare(t, v, job, src, dst, "--rescan after tampering",
+                    "--rescan")
     # also the run record says it copied something
     rec = v.last_run(job)
     c = copied_count(rec)

@@ -13,6 +13,7 @@ import argparse
 import errno
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -21,6 +22,9 @@ import tempfile
 import time
 
 SKIP = 77
+
+# What ASan, LSan and UBSan print when they find something.
+SANITIZER = re.compile(rb"ERROR: (Address|Leak)Sanitizer|runtime error: ")
 
 # Exit codes of `vigil run --wait` (DESIGN.md, "CLI contract").
 RC_OK, RC_PARTIAL, RC_FAILED, RC_CANCELLED, RC_SKIPPED = 0, 3, 4, 5, 6
@@ -257,6 +261,9 @@ class Vigil:
             self.t.check(False, "vigil %s: died of signal %d"
                          % (fmt_args(args), -p.returncode),
                          describe(p))
+        if SANITIZER.search(p.stderr):
+            self.t.check(False, "vigil %s: sanitizer report"
+                         % fmt_args(args), describe(p))
         return p
 
     def ok(self, *args, timeout=120):
@@ -294,8 +301,9 @@ class Vigil:
             raise Fatal("vigil %s: stdout is not JSON (%s)\n%s"
                         % (fmt_args(args), e, describe(p)))
 
-    def history(self, job=None):
-        h = self.json("history", *([job] if job else []), "--json")
+    def history(self, job=None, limit=None):
+        h = self.json("history", *([job] if job else []), "--json",
+                      *(["--limit", str(limit)] if limit else []))
         if not isinstance(h, list):
             raise Fatal("history --json is not an array: %r" % (h,))
         return h

@@ -1020,6 +1020,22 @@ test_check_without_paths_is_lexical(void **state)
 	diags_free(&d);
 }
 
+static void
+test_check_destination_is_source(void **state)
+{
+	struct vg_jobfile *jf = NULL;
+	struct vg_diags d;
+	struct vg_check_ctx cc = { .caller_uid = 0, .check_paths = false };
+
+	assert_int_equal(parse("[job j]\nsource = /data/\n"
+	    "destination = /data\n", &jf, &d), 0);
+	assert_int_equal(config_check(jf, FILE_NAME, &cc, &d), -1);
+	assert_non_null(find(&d, VG_DIAG_ERROR, 3, "destination",
+	    "is the source /data itself"));
+	jobfile_free(jf);
+	diags_free(&d);
+}
+
 int
 main(void)
 {
@@ -1078,6 +1094,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    test_check_require_mount_and_owner, setup_tmp, teardown_tmp),
 		cmocka_unit_test(test_check_without_paths_is_lexical),
+		cmocka_unit_test(test_check_destination_is_source),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

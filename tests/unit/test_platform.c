@@ -23,7 +23,7 @@
 #include "common/platform.h"
 
 struct pfx {
-	char	 dir[PATH_MAX];
+	char	 dir[1024];
 	int	 fd;
 };
 

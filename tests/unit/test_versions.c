@@ -26,7 +26,7 @@
 #define NOW_MS	1700000000000LL	/* 2023-11-14T22:13:20Z */
 
 struct vfx {
-	char	 dir[PATH_MAX];
+	char	 dir[1024];
 	int	 fd;
 };
 
