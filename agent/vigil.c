@@ -333,7 +333,7 @@ cmd_run(struct cli *c, int argc, char **argv)
 	int ch, rc;
 
 	optind = 0;
-	while ((ch = getopt_long(argc, argv, "+nh", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "nh", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'w':
 			break;	/* local mode always waits */
@@ -414,7 +414,7 @@ cmd_history(struct cli *c, int argc, char **argv)
 	int ch;
 
 	optind = 0;
-	while ((ch = getopt_long(argc, argv, "+l:h", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "l:h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'l':
 			errno = 0;
@@ -491,7 +491,7 @@ cmd_log(struct cli *c, int argc, char **argv)
 	int ch;
 
 	optind = 0;
-	while ((ch = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'j':
 			c->json = true;
@@ -805,7 +805,7 @@ cmd_jobs(struct cli *c, int argc, char **argv)
 	argc--;
 	argv++;
 	optind = 0;
-	while ((ch = getopt_long(argc, argv, "+o:h", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'r':
 			replace = true;
@@ -934,6 +934,24 @@ cmd_jobs(struct cli *c, int argc, char **argv)
 static int
 cli_parse_time(const char *s, int64_t *ms)
 {
+	struct tm utc;
+	const char *rest;
+	int frac = 0;
+
+	/* The form history and log print: 2026-11-21T22:14:41.495Z (UTC). */
+	memset(&utc, 0, sizeof utc);
+	if ((rest = strptime(s, "%Y-%m-%dT%H:%M:%S", &utc)) != NULL &&
+	    (rest[0] == 'Z' || rest[0] == '.')) {
+		if (rest[0] == '.') {
+			if (sscanf(rest, ".%3dZ", &frac) != 1 ||
+			    rest[strlen(rest) - 1] != 'Z')
+				return -1;
+		} else if (rest[1] != '\0')
+			return -1;
+		*ms = (int64_t)timegm(&utc) * 1000 + frac;
+		return 0;
+	}
+
 	struct tm tm;
 	const char *fmts[] = { "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S",
 	    "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d" };
@@ -980,7 +998,7 @@ cmd_restore(struct cli *c, int argc, char **argv)
 	memset(&rr, 0, sizeof rr);
 	vg_err_clear(&err);
 	optind = 0;
-	while ((ch = getopt_long(argc, argv, "+nh", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "nh", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'a':
 			as_of = optarg;

@@ -120,25 +120,36 @@ ipc_read_frame(struct ipc_conn *c, json_t **msg, struct vg_err *err)
 int
 ipc_queue(struct ipc_conn *c, json_t *msg, struct vg_err *err)
 {
-	char *body, *nb;
-	size_t len, pending;
+	char *body;
+	int rc;
 
 	if ((body = json_dumps(msg, JSON_COMPACT)) == NULL) {
 		vg_err_set(err, VG_ERR_INTERNAL, "cannot encode a message");
 		return -1;
 	}
-	len = strlen(body);
+	rc = ipc_queue_body(c, body, strlen(body), err);
+	free(body);
+	return rc;
+}
+
+int
+ipc_queue_body(struct ipc_conn *c, const char *body, size_t len,
+    struct vg_err *err)
+{
+	char *nb;
+	size_t pending, max;
+
 	if (len == 0 || len > IPC_FRAME_MAX) {
-		free(body);
-		vg_err_set(err, VG_ERR_INVALID, "message of %zu bytes is "
-		    "larger than a frame", len);
+		vg_err_set(err, VG_ERR_INVALID, "message of %zu bytes does "
+		    "not fit a frame (1..%u bytes)", len,
+		    (unsigned)IPC_FRAME_MAX);
 		return -1;
 	}
+	max = c->out_max != 0 ? c->out_max : IPC_OUT_MAX;
 	pending = c->out_len - c->out_off;
-	if (pending + len + 4 > (c->out_max != 0 ? c->out_max : IPC_OUT_MAX)) {
-		free(body);
+	if (pending + len + 4 > max) {
 		vg_err_set(err, VG_ERR_INVALID, "peer does not read its "
-		    "messages");
+		    "messages (%zu bytes waiting)", pending);
 		return -1;
 	}
 	/* Compact what was already sent before growing. */
@@ -148,7 +159,6 @@ ipc_queue(struct ipc_conn *c, json_t *msg, struct vg_err *err)
 		c->out_off = 0;
 	}
 	if ((nb = realloc(c->out, c->out_len + len + 4)) == NULL) {
-		free(body);
 		vg_err_sys(err, "out of memory");
 		return -1;
 	}
@@ -160,7 +170,6 @@ ipc_queue(struct ipc_conn *c, json_t *msg, struct vg_err *err)
 	nb[3] = (char)(len & 0xff);
 	memcpy(nb + 4, body, len);
 	c->out_len += len + 4;
-	free(body);
 	return 0;
 }
 

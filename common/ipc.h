@@ -61,6 +61,10 @@ json_t	*ipc_decode(const char *body, size_t len, struct vg_err *err);
  * or IPC_OUT_MAX) or the message is larger than IPC_FRAME_MAX; the queue is
  * then unchanged. */
 int	ipc_queue(struct ipc_conn *c, json_t *msg, struct vg_err *err);
+/* The same for an encoded body (one JSON object of len bytes), so that an
+ * event sent to many peers is encoded once. */
+int	ipc_queue_body(struct ipc_conn *c, const char *body, size_t len,
+	    struct vg_err *err);
 /* Write what is queued: 1 all sent, 0 some left (EAGAIN), -1 error. */
 int	ipc_flush(struct ipc_conn *c, struct vg_err *err);
 /* Bytes queued and not yet written. */

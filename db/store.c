@@ -25,6 +25,7 @@
 #include "common/err.h"
 #include "db/db_test.h"
 #include "db/store.h"
+#include "db/store_int.h"
 
 struct vg_store {
 	sqlite3	*db;
@@ -97,6 +98,18 @@ static const char *const store_migrations[] = {
 	"ALTER TABLE runs ADD COLUMN details_json TEXT;"
 	"CREATE INDEX runs_job_started ON runs (job_id, started);"
 	"CREATE INDEX runs_started ON runs (started);",
+
+	/* v3: snapshots and staging folders in use, recorded before each is
+	 * made so that a killed run's are removed at the next start. */
+	"CREATE TABLE snapshots ("
+	"  id INTEGER PRIMARY KEY,"
+	"  run_id INTEGER NOT NULL,"
+	"  kind TEXT NOT NULL,"
+	"  path BLOB NOT NULL,"
+	"  origin BLOB,"
+	"  created INTEGER NOT NULL"
+	");"
+	"CREATE INDEX snapshots_run ON snapshots (run_id);",
 };
 
 _Static_assert(sizeof store_migrations / sizeof store_migrations[0] ==
@@ -661,6 +674,19 @@ store_user_version(struct vg_store *st)
 	    "version", NULL) == -1)
 		return -1;
 	return (int)v;
+}
+
+/* For the other files of db/ (db/store_int.h). */
+sqlite3 *
+store_sqlite(struct vg_store *st)
+{
+	return st->db;
+}
+
+const char *
+store_path(struct vg_store *st)
+{
+	return st->path;
 }
 
 int
@@ -1460,8 +1486,8 @@ out:
 	return ret;
 }
 
-int
-store_runs_mark_interrupted(struct vg_store *st, size_t *n,
+static int
+store_mark_interrupted(struct vg_store *st, int64_t job_id, size_t *n,
     struct vg_err *err)
 {
 	sqlite3_stmt *stmt = NULL;
@@ -1471,11 +1497,13 @@ store_runs_mark_interrupted(struct vg_store *st, size_t *n,
 	if (store_begin(st, "marking interrupted runs", err) == -1)
 		return -1;
 	if (store_prepare(st, "UPDATE runs SET status = 'interrupted', "
-	    "ended = ?, message = coalesce(message, 'vigild stopped while "
-	    "the run was in progress') WHERE status = 'running'", &stmt,
-	    "marking interrupted runs", err) == -1)
+	    "ended = ?, message = coalesce(message, 'the process running it "
+	    "stopped before the run ended') WHERE status = 'running' AND "
+	    "(?2 = 0 OR job_id = ?2)", &stmt, "marking interrupted runs",
+	    err) == -1)
 		goto out;
 	sqlite3_bind_int64(stmt, 1, store_now_ms());
+	sqlite3_bind_int64(stmt, 2, job_id);
 	if (store_step_done(st, stmt, "marking interrupted runs", err) == -1)
 		goto out;
 	*n = (size_t)sqlite3_changes(st->db);
@@ -1491,6 +1519,20 @@ out:
 	if (ret == -1)
 		store_rollback(st);
 	return ret;
+}
+
+int
+store_runs_mark_interrupted(struct vg_store *st, size_t *n,
+    struct vg_err *err)
+{
+	return store_mark_interrupted(st, 0, n, err);
+}
+
+int
+store_job_runs_mark_interrupted(struct vg_store *st, int64_t job_id,
+    size_t *n, struct vg_err *err)
+{
+	return store_mark_interrupted(st, job_id, n, err);
 }
 
 /* --- settings --- */

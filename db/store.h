@@ -21,8 +21,8 @@
 #include "common/err.h"
 
 /* v1: jobs, runs, run_files, settings.  v2: runs.details_json and the
- * indexes that list runs newest first. */
-#define STORE_SCHEMA_VERSION	2
+ * indexes that list runs newest first.  v3: snapshots (db/snapshots.h). */
+#define STORE_SCHEMA_VERSION	3
 /* How long a write waits for another connection's lock before failing. */
 #define STORE_BUSY_MS		10000
 
@@ -178,6 +178,10 @@ int	store_runs_list(struct vg_store *st, int64_t job_id, bool all_owners,
 /* At start: every run still RUNNING becomes INTERRUPTED.  *n = how many. */
 int	store_runs_mark_interrupted(struct vg_store *st, size_t *n,
 	    struct vg_err *err);
+/* The same for one job's runs (before a new run of it starts, where no
+ * service owns the runs: a job has one run at a time). */
+int	store_job_runs_mark_interrupted(struct vg_store *st, int64_t job_id,
+	    size_t *n, struct vg_err *err);
 
 /* --- settings --- */
 int	store_setting_get(struct vg_store *st, const char *key, char **value,

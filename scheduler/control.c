@@ -260,6 +260,9 @@ control_diags_json(const struct vg_diags *d)
 	return a;
 }
 
+static void control_save_file_order(struct control_ctx *, uid_t,
+    const struct vg_jobfile *, bool);
+
 static int
 control_jobs_import(struct control_ctx *ctx, const struct control_peer *peer,
     json_t *params, json_t **result, struct vg_err *err)
@@ -340,6 +343,7 @@ control_jobs_import(struct control_ctx *ctx, const struct control_peer *peer,
 	    STORE_IMPORT_MERGE, puts, jf->njobs, scope, nscope, peer->uid,
 	    jf->preamble, err) == -1)
 		goto out;
+	control_save_file_order(ctx, peer->uid, jf, replace);
 	res = json_object();
 	json_object_set_new(res, "jobs", json_integer((json_int_t)jf->njobs));
 	json_object_set_new(res, "replace", json_boolean(replace));
@@ -352,6 +356,89 @@ out:
 	jobfile_free(jf);
 	diags_free(&diags);
 	return rc;
+}
+
+/* The order of the jobs in the caller's last imported file, kept as the
+ * setting "order:<uid>" (a JSON array of names). */
+static void
+control_save_file_order(struct control_ctx *ctx, uid_t uid,
+    const struct vg_jobfile *jf, bool replace)
+{
+	char key[64], *old = NULL, *text;
+	json_t *a = NULL, *v;
+	size_t i, k;
+	bool seen;
+
+	snprintf(key, sizeof key, "order:%u", (unsigned)uid);
+	if (!replace && store_setting_get(ctx->store, key, &old, NULL) == 0 &&
+	    old != NULL)
+		a = json_loads(old, 0, NULL);
+	free(old);
+	if (!json_is_array(a)) {
+		json_decref(a);
+		a = json_array();
+	}
+	for (i = 0; i < jf->njobs; i++) {
+		seen = false;
+		json_array_foreach(a, k, v)
+			if (json_is_string(v) && strcmp(json_string_value(v),
+			    jf->jobs[i]->name) == 0)
+				seen = true;
+		if (!seen)
+			json_array_append_new(a, json_string(jf->jobs[i]->name));
+	}
+	if ((text = json_dumps(a, JSON_COMPACT)) != NULL)
+		(void)store_setting_set(ctx->store, key, text, NULL);
+	free(text);
+	json_decref(a);
+}
+
+static size_t
+control_order_index(json_t *order, const char *name)
+{
+	json_t *v;
+	size_t k;
+
+	json_array_foreach(order, k, v)
+		if (json_is_string(v) && strcmp(json_string_value(v), name) ==
+		    0)
+			return k;
+	return (size_t)-1;
+}
+
+static void
+control_sort_by_file_order(struct control_ctx *ctx, uid_t uid,
+    struct vg_job_row *rows, size_t n)
+{
+	char key[64], *text = NULL;
+	json_t *order;
+	struct vg_job_row tmp;
+	size_t i, j, a, b;
+
+	snprintf(key, sizeof key, "order:%u", (unsigned)uid);
+	if (store_setting_get(ctx->store, key, &text, NULL) == -1 ||
+	    text == NULL)
+		return;
+	order = json_loads(text, 0, NULL);
+	free(text);
+	if (!json_is_array(order)) {
+		json_decref(order);
+		return;
+	}
+	/* Insertion sort: job sets are small.  Jobs not in the list keep
+	 * their relative order after the listed ones. */
+	for (i = 1; i < n; i++) {
+		tmp = rows[i];
+		a = control_order_index(order, tmp.name);
+		for (j = i; j > 0; j--) {
+			b = control_order_index(order, rows[j - 1].name);
+			if (b <= a)
+				break;
+			rows[j] = rows[j - 1];
+		}
+		rows[j] = tmp;
+	}
+	json_decref(order);
 }
 
 static int
@@ -370,6 +457,7 @@ control_jobs_export(struct control_ctx *ctx, const struct control_peer *peer,
 		return -1;
 	if (store_preamble_get(ctx->store, peer->uid, &preamble, err) == -1)
 		goto out;
+	control_sort_by_file_order(ctx, peer->uid, rows, n);
 	if ((defs = calloc(n + 1, sizeof *defs)) == NULL) {
 		vg_err_sys(err, "out of memory");
 		goto out;
@@ -447,9 +535,16 @@ control_job_json(struct control_ctx *ctx, const struct vg_job_row *row,
 	else
 		json_object_set_new(o, "last_status", json_null());
 	run_rows_free(runs, nruns);
-	if (full)
-		json_object_set_new(o, "definition",
+	if (full) {
+		/* Raw when it is UTF-8 (restore and edit parse it back);
+		 * escaped for display otherwise. */
+		json_t *d = json_string(row->definition);
+
+		json_object_set_new(o, "definition_escaped",
+		    json_boolean(d == NULL));
+		json_object_set_new(o, "definition", d != NULL ? d :
 		    control_cstr_json(row->definition));
+	}
 	return o;
 }
 

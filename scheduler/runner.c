@@ -221,7 +221,7 @@ runner_prepare(struct vg_store *st, const char *state_dir,
 	struct vg_diags diags = { 0 };
 	struct vg_err cerr;
 	char msg[1024];
-	size_t i;
+	size_t i, nint = 0;
 
 	memset(plan, 0, sizeof *plan);
 	plan->status = VG_RUN_FAILED;
@@ -264,6 +264,15 @@ runner_prepare(struct vg_store *st, const char *state_dir,
 		}
 		return 0;
 	}
+	/* A job has one run at a time: a run of it still marked running was
+	 * left by a process that died. */
+	if (store_job_runs_mark_interrupted(st, plan->row.id, &nint,
+	    err) == -1)
+		goto fail;
+	if (nint > 0)
+		log_warnx("job %s: %zu earlier run%s left running by a stopped "
+		    "process marked interrupted", plan->row.name, nint,
+		    nint == 1 ? "" : "s");
 	if (store_run_begin(st, plan->row.id, req->trigger, false,
 	    &plan->run_id, err) == -1)
 		goto fail;

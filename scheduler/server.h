@@ -158,9 +158,11 @@ const struct control_peer *server_peer(const struct vg_server *srv,
 int	server_conn_count(const struct vg_server *srv);
 
 /*
- * Check the shape of a request: an object with a string "method" and an
- * "id" that is absent, null, an integer or a string.  Sets *method and
- * *id (borrowed).  Used by the server and its fuzz target.
+ * Check the shape of a message: an object with a non-empty string "method",
+ * an "id" that is absent, null, an integer or a string, and "params", when
+ * present, an object.  Sets *method and *id (borrowed; *id NULL when
+ * absent).  Requests other than hello must also carry a non-null id; the
+ * server checks that itself.  Used by the server and its fuzz target.
  */
 int	server_check_request(json_t *msg, const char **method, json_t **id,
 	    struct vg_err *err);

@@ -51,8 +51,12 @@ def problem_listed(t, v, job, rels, what):
     `vigil log RUN` forms; return the record."""
     rec = v.last_run(job)
     log = v.log(rec["id"])
-    files = log.get("files")
-    t.check(isinstance(files, list), "%s: log --json has a files list"
+    # docs/protocol.md: the problem files are under "problems" ("files"
+    # is the count of files seen); the first CLI contract called it "files"
+    files = log.get("problems")
+    if not isinstance(files, list) and isinstance(log.get("files"), list):
+        files = log["files"]
+    t.check(isinstance(files, list), "%s: log --json has a problems list"
             % what, repr(log)[:2000])
     files = files or []
     p = v.ok("log", str(rec["id"]))
@@ -65,7 +69,7 @@ def problem_listed(t, v, job, rels, what):
         t.check(hits and all(h.get("problem") for h in hits),
                 "%s: log --json lists %s with a problem (%s)"
                 % (what, esc, hits[0].get("problem") if hits else "absent"),
-                "files: %r" % files)
+                "problems: %r" % files)
         t.check(esc in text, "%s: `vigil log %s` shows %s"
                 % (what, rec["id"], esc), text)
     return rec

@@ -1177,6 +1177,65 @@ test_many_files_several_batches(void **state)
 	assert_int_equal(f->res.files_unchanged, 700);
 }
 
+static void
+test_catalogue_folder_mode_change(void **state)
+{
+	struct fx		*f = *state;
+	struct vg_catalogue	*cat;
+	struct stat		 st;
+	bool			 fresh;
+
+	assert_int_equal(mkdir(P(f->src, "d"), 0755), 0);
+	xwrite(P(f->src, "d/a"), "a");
+	cat = open_cat(f, &fresh);
+	f->o.catalogue = cat;
+	f->o.catalogue_fresh = fresh;
+	assert_int_equal(run(f), 0);
+	f->o.catalogue_fresh = false;
+	/* only the folder's mode changes: its ctime tells the catalogue */
+	assert_int_equal(chmod(P(f->src, "d"), 0711), 0);
+	assert_int_equal(run(f), 0);
+	assert_int_equal(f->res.status, VG_RUN_OK);
+	assert_int_equal(f->res.files_copied, 0);
+	assert_int_equal(stat(P(f->dst, "d"), &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0711);
+	catalogue_close(cat);
+}
+
+struct prog_seen {
+	int	 calls;
+	bool	 done;
+	uint64_t copied;
+};
+
+static void
+on_progress(const struct engine_progress *p, void *arg)
+{
+	struct prog_seen *ps = arg;
+
+	ps->calls++;
+	if (p->phase == ENGINE_PHASE_DONE) {
+		ps->done = true;
+		ps->copied = p->files_copied;
+	}
+}
+
+static void
+test_progress_reports_to_done(void **state)
+{
+	struct fx		*f = *state;
+	struct prog_seen	 ps = { 0, false, 0 };
+
+	xwrite(P(f->src, "a"), "a");
+	xwrite(P(f->src, "b"), "b");
+	f->o.progress = on_progress;
+	f->o.progress_arg = &ps;
+	assert_int_equal(run(f), 0);
+	assert_true(ps.calls >= 2);
+	assert_true(ps.done);
+	assert_int_equal(ps.copied, 2);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int
@@ -1218,6 +1277,8 @@ main(void)
 		T(test_disk_full_fails_cleanly),
 		T(test_fsync_flush_mode),
 		T(test_many_files_several_batches),
+		T(test_catalogue_folder_mode_change),
+		T(test_progress_reports_to_done),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
