@@ -124,7 +124,11 @@ client_send(struct vg_client *c, json_t *msg, int64_t deadline,
 	}
 	if (rc == -1) {
 		c->broken = 1;
-		vg_err_prefix(err, "vigild at %s", c->path);
+		if (errno == EPIPE || errno == ECONNRESET)
+			vg_err_set(err, VG_ERR_SYS, "vigild at %s closed the "
+			    "connection", c->path);
+		else
+			vg_err_prefix(err, "vigild at %s", c->path);
 		return -1;
 	}
 	return 0;
@@ -218,6 +222,25 @@ client_code(const char *name)
 	return VG_ERR_INTERNAL;
 }
 
+/* After a failed write: an error answer without id that the service sent
+ * before it closed, or NULL. */
+static json_t *
+client_refusal(struct vg_client *c)
+{
+	json_t *msg;
+	int i;
+
+	for (i = 0; i < 16; i++) {
+		if (ipc_read_frame(&c->io, &msg, NULL) != IPC_READ_MSG)
+			return NULL;
+		if (json_is_null(json_object_get(msg, "id")) &&
+		    json_is_false(json_object_get(msg, "ok")))
+			return msg;
+		json_decref(msg);
+	}
+	return NULL;
+}
+
 int
 client_call(struct vg_client *c, const char *method, json_t *params,
     json_t **result, json_t **errobj, int timeout_ms, struct vg_err *err)
@@ -244,8 +267,13 @@ client_call(struct vg_client *c, const char *method, json_t *params,
 	    json_incref(params) : json_object());
 	rc = client_send(c, req, deadline, err);
 	json_decref(req);
-	if (rc == -1)
-		return -1;
+	if (rc == -1) {
+		/* A service that refused us closed the socket, and our
+		 * write failed; its reason may wait unread. */
+		if (!c->broken || (msg = client_refusal(c)) == NULL)
+			return -1;
+		goto answer;
+	}
 	for (;;) {
 		rc = client_read(c, deadline, &msg, err);
 		if (rc == 0) {
@@ -272,6 +300,7 @@ client_call(struct vg_client *c, const char *method, json_t *params,
 		}
 		break;
 	}
+answer:
 	if (json_is_true(json_object_get(msg, "ok"))) {
 		*result = json_object_get(msg, "result");
 		if (*result == NULL)

@@ -1,11 +1,13 @@
 /*
  * vigil: the command-line client.
  *
- * Every command builds a request for the control layer (scheduler/control.h)
- * and prints its answer, as text or, with --json, as JSON.  Until the
- * service's socket lands the requests are handled in-process against the
- * caller's own state folder ("local mode"); the request and answer shapes are
- * already the ones the socket will carry.
+ * Every command builds a request (docs/protocol.md) and prints its answer,
+ * as text or, with --json, as JSON.  Requests go to vigild over its socket
+ * (agent/client.h finds it).  With --state-dir the CLI works without a
+ * service instead ("local mode"): the same requests are handled in-process
+ * against that state folder, which must be the caller's own.  Local mode is
+ * for tests, for recovery while the service is down, and for single-user
+ * setups without one.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,6 +34,7 @@
 #include "scheduler/engine.h"
 #include "scheduler/report.h"
 #include "scheduler/restore.h"
+#include "agent/client.h"
 
 /* Exit codes (DESIGN.md, "CLI contract"). */
 #define EXIT_OK		0
@@ -43,6 +46,8 @@
 #define EXIT_SKIPPED	6
 
 struct cli {
+	const char		*socket_path;
+	struct vg_client	*client;
 	const char		*state_dir;
 	char			*state_dir_buf;
 	bool			 json;
@@ -58,9 +63,11 @@ static void
 usage(FILE *fp)
 {
 	fprintf(fp,
-"usage: vigil [--state-dir DIR] [--json] COMMAND [ARGS]\n"
+"usage: vigil [--socket PATH | --state-dir DIR] [--json] COMMAND [ARGS]\n"
 "\n"
 "commands:\n"
+"  status                                    the service, jobs and running runs\n"
+"  cancel RUN                                stop a running run\n"
 "  run JOB [--wait] [--dry-run] [--rescan]   run a job now and print its record\n"
 "  history [JOB] [--limit N]                 past runs, newest first\n"
 "  log RUN                                   one run's record and its problem files\n"
@@ -73,7 +80,10 @@ usage(FILE *fp)
 "  jobs edit                                 edit your jobs in $VISUAL/$EDITOR\n"
 "\n"
 "options:\n"
-"  --state-dir DIR   state folder (default $XDG_STATE_HOME/vigil)\n"
+"  --socket PATH     the service's socket (default: $VIGIL_SOCKET, the\n"
+"                    user-mode socket if one listens, /run/vigil/vigil.sock)\n"
+"  --state-dir DIR   local mode: work on this state folder without a service\n"
+"                    (also $VIGIL_STATE_DIR)\n"
 "  --json            machine-readable output for read commands\n"
 "  -h, --help        this help;  --version  the version\n"
 "\n"
@@ -94,29 +104,6 @@ cli_die_usage(const char *fmt, const char *arg)
 #pragma GCC diagnostic pop
 	fprintf(stderr, "\nTry 'vigil --help'.\n");
 	exit(EXIT_USAGE);
-}
-
-static const char *
-cli_default_state_dir(char **buf)
-{
-	const char *e, *home;
-	struct passwd *pw;
-
-	if ((e = getenv("VIGIL_STATE_DIR")) != NULL && *e != '\0')
-		return e;
-	if ((e = getenv("XDG_STATE_HOME")) != NULL && e[0] == '/') {
-		if (asprintf(buf, "%s/vigil", e) == -1)
-			return NULL;
-		return *buf;
-	}
-	if ((home = getenv("HOME")) == NULL || home[0] != '/') {
-		if ((pw = getpwuid(getuid())) == NULL)
-			return NULL;
-		home = pw->pw_dir;
-	}
-	if (asprintf(buf, "%s/.local/state/vigil", home) == -1)
-		return NULL;
-	return *buf;
 }
 
 /* mkdir -p with mode 0700 for the levels we create. */
@@ -150,12 +137,6 @@ cli_open(struct cli *c)
 	char *dbpath = NULL;
 
 	vg_err_clear(&err);
-	if (c->state_dir == NULL &&
-	    (c->state_dir = cli_default_state_dir(&c->state_dir_buf)) == NULL) {
-		fprintf(stderr, "vigil: cannot find a state folder: set "
-		    "--state-dir or XDG_STATE_HOME\n");
-		return -1;
-	}
 	if (cli_mkdirs(c->state_dir) == -1) {
 		fprintf(stderr, "vigil: cannot create state folder %s: %s\n",
 		    c->state_dir, strerror(errno));
@@ -179,15 +160,56 @@ cli_open(struct cli *c)
 	return 0;
 }
 
+static bool
+cli_local(const struct cli *c)
+{
+	return c->state_dir != NULL;
+}
+
+static int
+cli_connect(struct cli *c)
+{
+	struct vg_err err;
+
+	vg_err_clear(&err);
+	if ((c->client = client_connect(c->socket_path, &err)) == NULL) {
+		fprintf(stderr, "vigil: %s\n", err.msg);
+		return -1;
+	}
+	return 0;
+}
+
 /*
  * Make a request and return its result (a new reference), or NULL after
- * printing the error.  *errcode gets the error's code name on failure.
+ * printing the error (or handing the error object to *errobj).
  */
 static json_t *
 cli_call(struct cli *c, const char *method, json_t *params, json_t **errobj)
 {
-	json_t *req, *resp, *result = NULL, *e;
+	json_t *req, *resp, *result = NULL, *e = NULL;
+	struct vg_err err;
+	int rc;
 
+	if (!cli_local(c)) {
+		if (c->client == NULL && cli_connect(c) == -1) {
+			json_decref(params);
+			return NULL;
+		}
+		vg_err_clear(&err);
+		rc = client_call(c->client, method, params, &result, &e, -1,
+		    &err);
+		json_decref(params);
+		if (rc == 0)
+			return result;
+		if (rc == 1 && errobj != NULL) {
+			*errobj = e;
+			return NULL;
+		}
+		fprintf(stderr, "vigil: %s\n", rc == 1 ? json_string_value(
+		    json_object_get(e, "message")) : err.msg);
+		json_decref(e);
+		return NULL;
+	}
 	if (c->store == NULL && cli_open(c) == -1) {
 		json_decref(params);
 		return NULL;
@@ -315,6 +337,157 @@ cli_on_sigint(int sig)
 
 /* ---- commands ---- */
 
+/* Print a run's record (as `vigil log`) and return the run exit code. */
+static int
+cli_print_run_record(struct cli *c, int64_t run_id)
+{
+	json_t *logp, *log;
+	int rc;
+
+	logp = json_object();
+	json_object_set_new(logp, "run", json_integer(run_id));
+	if ((log = cli_call(c, "log", logp, NULL)) == NULL)
+		return EXIT_ERROR;
+	if (c->json)
+		cli_print_json(log);
+	else
+		report_print_run(stdout, log, true);
+	rc = cli_status_exit(json_string_value(json_object_get(log,
+	    "status")));
+	json_decref(log);
+	return rc;
+}
+
+/* Ctrl-C while waiting: cancel the run, or detach and let it go on. */
+static bool
+cli_ask_cancel(void)
+{
+	FILE *tty;
+	int ch;
+
+	if (!isatty(STDIN_FILENO) || (tty = fopen("/dev/tty", "r+e")) == NULL)
+		return true;	/* a script's SIGINT means stop */
+	fprintf(tty, "\r\033[K\nCancel the run (c) or detach and let it go on "
+	    "(d)? [c/d] ");
+	fflush(tty);
+	ch = fgetc(tty);
+	fclose(tty);
+	return ch != 'd' && ch != 'D';
+}
+
+static void
+cli_event_progress(struct cli_progress *cp, json_t *d)
+{
+	struct engine_progress p;
+	const char *phase = report_jstr(d, "phase");
+	static const char *const phases[] = { "scan", "copy", "delete",
+	    "verify", "retention", "done" };
+	size_t i;
+
+	memset(&p, 0, sizeof p);
+	for (i = 0; i < sizeof phases / sizeof phases[0]; i++)
+		if (strcmp(phase, phases[i]) == 0)
+			p.phase = (enum engine_phase)i;
+	p.files_done = (uint64_t)report_jint(d, "files");
+	p.files_copied = (uint64_t)report_jint(d, "copied");
+	p.bytes_done = (uint64_t)report_jint(d, "bytes");
+	p.bytes_todo = (uint64_t)report_jint(d, "bytes_todo");
+	/* Already escaped by the service. */
+	p.current = json_string_value(json_object_get(d, "current"));
+	cli_progress_cb(&p, cp);
+}
+
+/* `vigil run` against the service. */
+static int
+cli_run_remote(struct cli *c, const char *job, json_t *params, bool dry,
+    bool wait, struct cli_progress *cp)
+{
+	static const char *const topics[] = { "progress", "run-started",
+	    "run-finished", NULL };
+	struct vg_err err;
+	json_t *res, *ev, *d, *cparams, *cres;
+	int64_t run_id;
+	const char *topic;
+	bool bar = !c->json && isatty(STDERR_FILENO);
+
+	if (c->client == NULL && cli_connect(c) == -1) {
+		json_decref(params);
+		return EXIT_ERROR;
+	}
+	vg_err_clear(&err);
+	if (dry) {
+		if ((res = cli_call(c, "run", params, NULL)) == NULL)
+			return EXIT_ERROR;
+		if (c->json)
+			cli_print_json(res);
+		else
+			fputs(report_jstr(res, "plan"), stdout);
+		json_decref(res);
+		return EXIT_OK;
+	}
+	if (wait && client_subscribe(c->client, topics, 10000, &err) == -1) {
+		fprintf(stderr, "vigil: %s\n", err.msg);
+		json_decref(params);
+		return EXIT_ERROR;
+	}
+	if ((res = cli_call(c, "run", params, NULL)) == NULL)
+		return EXIT_ERROR;
+	run_id = report_jint(res, "run");
+	if (!wait) {
+		if (c->json)
+			cli_print_json(res);
+		else if (run_id > 0)
+			printf("run %lld started; `vigil log %lld` shows it\n",
+			    (long long)run_id, (long long)run_id);
+		else
+			printf("queued: it starts when a running job ends\n");
+		json_decref(res);
+		return EXIT_OK;
+	}
+	json_decref(res);
+	for (;;) {
+		ev = client_next_event(c->client, -1, &err);
+		if (ev == NULL) {
+			if (err.code == VG_ERR_CANCELLED || cli_cancel) {
+				cli_cancel = 0;
+				if (run_id <= 0 || !cli_ask_cancel()) {
+					fprintf(stderr, "vigil: detached; the "
+					    "run goes on (`vigil status`)\n");
+					return EXIT_OK;
+				}
+				cparams = json_object();
+				json_object_set_new(cparams, "run",
+				    json_integer(run_id));
+				if ((cres = cli_call(c, "cancel", cparams,
+				    NULL)) != NULL)
+					json_decref(cres);
+				continue;	/* wait for run-finished */
+			}
+			fprintf(stderr, "vigil: %s\n", err.msg);
+			return EXIT_ERROR;
+		}
+		topic = report_jstr(ev, "event");
+		d = json_object_get(ev, "data");
+		/* A queued run: its number comes with run-started. */
+		if (run_id <= 0 && strcmp(topic, "run-started") == 0 &&
+		    strcmp(report_jstr(d, "job"), job) == 0)
+			run_id = report_jint(d, "run");
+		if (report_jint(d, "run") != run_id) {
+			json_decref(ev);
+			continue;
+		}
+		if (strcmp(topic, "progress") == 0 && bar)
+			cli_event_progress(cp, d);
+		if (strcmp(topic, "run-finished") == 0) {
+			if (bar)
+				fprintf(stderr, "\r\033[K");
+			json_decref(ev);
+			return cli_print_run_record(c, run_id);
+		}
+		json_decref(ev);
+	}
+}
+
 static int
 cmd_run(struct cli *c, int argc, char **argv)
 {
@@ -328,15 +501,17 @@ cmd_run(struct cli *c, int argc, char **argv)
 	};
 	struct cli_progress cp;
 	struct sigaction sa;
-	json_t *params, *res, *log, *logp;
-	bool dry = false, rescan = false;
-	int ch, rc;
+	json_t *params, *res;
+	bool dry = false, rescan = false, wait = false;
+	int ch;
+	int64_t run_id;
 
 	optind = 0;
 	while ((ch = getopt_long(argc, argv, "nh", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'w':
-			break;	/* local mode always waits */
+			wait = true;
+			break;
 		case 'n':
 			dry = true;
 			break;
@@ -362,13 +537,15 @@ cmd_run(struct cli *c, int argc, char **argv)
 
 	memset(&cp, 0, sizeof cp);
 	clock_gettime(CLOCK_MONOTONIC, &cp.start);
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = cli_on_sigint;
+	sigaction(SIGINT, &sa, NULL);
+	if (!cli_local(c))
+		return cli_run_remote(c, argv[optind], params, dry, wait, &cp);
 	if (!c->json && isatty(STDERR_FILENO)) {
 		c->ctx.progress = cli_progress_cb;
 		c->ctx.progress_arg = &cp;
 	}
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = cli_on_sigint;
-	sigaction(SIGINT, &sa, NULL);
 	c->ctx.cancel = &cli_cancel;
 
 	if ((res = cli_call(c, "run", params, NULL)) == NULL)
@@ -381,21 +558,9 @@ cmd_run(struct cli *c, int argc, char **argv)
 		json_decref(res);
 		return EXIT_OK;
 	}
-	logp = json_object();
-	json_object_set_new(logp, "run", json_integer(report_jint(res, "run")));
-	if ((log = cli_call(c, "log", logp, NULL)) == NULL) {
-		json_decref(res);
-		return EXIT_ERROR;
-	}
-	if (c->json)
-		cli_print_json(log);
-	else
-		report_print_run(stdout, log, true);
-	rc = cli_status_exit(json_string_value(json_object_get(log,
-	    "status")));
-	json_decref(log);
+	run_id = report_jint(res, "run");
 	json_decref(res);
-	return rc;
+	return cli_print_run_record(c, run_id);
 }
 
 static int
@@ -516,6 +681,107 @@ cmd_log(struct cli *c, int argc, char **argv)
 		cli_print_json(res);
 	else
 		report_print_run(stdout, res, true);
+	json_decref(res);
+	return EXIT_OK;
+}
+
+static int
+cmd_cancel(struct cli *c, int argc, char **argv)
+{
+	json_t *params, *res;
+	int64_t id;
+
+	if (argc != 2)
+		cli_die_usage("%s", "cancel needs exactly one RUN number");
+	if (cli_parse_run_id(argv[1], &id) == -1)
+		cli_die_usage("RUN must be a run number (see `vigil status`), "
+		    "not %s", argv[1]);
+	if (cli_local(c)) {
+		fprintf(stderr, "vigil: cancel needs the service; in local mode "
+		    "a run stops with Ctrl-C in the vigil that runs it\n");
+		return EXIT_ERROR;
+	}
+	params = json_object();
+	json_object_set_new(params, "run", json_integer(id));
+	if ((res = cli_call(c, "cancel", params, NULL)) == NULL)
+		return EXIT_ERROR;
+	if (c->json)
+		cli_print_json(res);
+	else
+		printf("run %lld: cancelling\n", (long long)id);
+	json_decref(res);
+	return EXIT_OK;
+}
+
+static int
+cmd_status(struct cli *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	json_t *res, *svc, *j, *p;
+	size_t i;
+	int ch;
+	char b[32], t[32];
+
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'j':
+			c->json = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		default:
+			cli_die_usage("%s", "bad option for status");
+		}
+	}
+	if (optind != argc)
+		cli_die_usage("%s", "status takes no arguments");
+	if (cli_local(c)) {
+		fprintf(stderr, "vigil: status needs the service (drop "
+		    "--state-dir)\n");
+		return EXIT_ERROR;
+	}
+	if ((res = cli_call(c, "status", NULL, NULL)) == NULL)
+		return EXIT_ERROR;
+	if (c->json) {
+		cli_print_json(res);
+		json_decref(res);
+		return EXIT_OK;
+	}
+	svc = json_object_get(res, "service");
+	printf("service   vigild %s, %s mode, pid %lld, since %s\n",
+	    report_jstr(svc, "version"), report_jstr(svc, "mode"),
+	    report_jint(svc, "pid"), report_jstr(svc, "started"));
+	printf("sessions  %zu\n", json_array_size(json_object_get(res,
+	    "sessions")));
+	printf("\n%-20s %-8s %-10s %-24s %-24s\n", "JOB", "OWNER", "LAST",
+	    "LAST RUN", "NEXT RUN");
+	json_array_foreach(json_object_get(res, "jobs"), i, j)
+		printf("%-20s %-8s %-10s %-24s %-24s%s%s\n",
+		    report_jstr(j, "name"), report_jstr(j, "owner"),
+		    report_jstr(j, "last_status"), report_jstr(j, "last_run"),
+		    report_jstr(j, "next_run"),
+		    json_is_true(json_object_get(j, "running")) ?
+		    "  running" : "",
+		    json_is_true(json_object_get(j, "overdue")) ?
+		    "  OVERDUE" : "");
+	if (json_array_size(json_object_get(res, "running")) > 0)
+		printf("\nrunning:\n");
+	json_array_foreach(json_object_get(res, "running"), i, j) {
+		p = json_object_get(j, "progress");
+		report_human_bytes((double)report_jint(p, "bytes"), b, sizeof b);
+		report_human_bytes((double)report_jint(p, "bytes_todo"), t,
+		    sizeof t);
+		printf("  run %lld  %s  %s  %lld files, %s of %s  %s\n",
+		    report_jint(j, "run"), report_jstr(j, "job"),
+		    report_jstr(p, "phase"), report_jint(p, "files"), b, t,
+		    report_jstr(p, "current"));
+	}
 	json_decref(res);
 	return EXIT_OK;
 }
@@ -1089,6 +1355,7 @@ main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "state-dir", required_argument, NULL, 's' },
+		{ "socket", required_argument, NULL, 'S' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -1106,6 +1373,11 @@ main(int argc, char **argv)
 			if (optarg[0] == '\0')
 				cli_die_usage("%s", "--state-dir needs a folder");
 			c.state_dir = optarg;
+			break;
+		case 'S':
+			if (optarg[0] == '\0')
+				cli_die_usage("%s", "--socket needs a path");
+			c.socket_path = optarg;
 			break;
 		case 'j':
 			c.json = true;
@@ -1125,6 +1397,13 @@ main(int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
+	if (c.state_dir != NULL && c.socket_path != NULL)
+		cli_die_usage("%s", "--state-dir (local mode) and --socket "
+		    "exclude each other");
+	if (c.state_dir == NULL && c.socket_path == NULL &&
+	    getenv("VIGIL_STATE_DIR") != NULL &&
+	    getenv("VIGIL_STATE_DIR")[0] != '\0')
+		c.state_dir = getenv("VIGIL_STATE_DIR");
 	argc -= optind;
 	argv += optind;
 	if (strcmp(argv[0], "run") == 0)
@@ -1137,6 +1416,10 @@ main(int argc, char **argv)
 		rc = cmd_jobs(&c, argc, argv);
 	else if (strcmp(argv[0], "restore") == 0)
 		rc = cmd_restore(&c, argc, argv);
+	else if (strcmp(argv[0], "cancel") == 0)
+		rc = cmd_cancel(&c, argc, argv);
+	else if (strcmp(argv[0], "status") == 0)
+		rc = cmd_status(&c, argc, argv);
 	else {
 		fprintf(stderr, "vigil: unknown command %s\n", argv[0]);
 		fprintf(stderr, "Try 'vigil --help'.\n");
@@ -1144,6 +1427,7 @@ main(int argc, char **argv)
 	}
 	if (c.store != NULL)
 		store_close(c.store);
+	client_free(c.client);
 	free(c.state_dir_buf);
 	return rc;
 }

@@ -32,7 +32,8 @@ ipc_decode(const char *body, size_t len, struct vg_err *err)
 	json_error_t je;
 	json_t *j;
 
-	j = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+	j = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
+	    &je);
 	if (j == NULL) {
 		vg_err_set(err, VG_ERR_PARSE, "bad JSON in frame at byte %d: "
 		    "%s", je.position, je.text);

@@ -88,6 +88,28 @@ int	plat_xattr_list(int fd, char **names, size_t *len);
 /* Read one xattr's value into a malloc'd *value (*len bytes). */
 int	plat_xattr_get(int fd, const char *name, void **value, size_t *len);
 int	plat_xattr_set(int fd, const char *name, const void *value, size_t len);
+/*
+ * The same for the entry name under dirfd itself, never following it: the
+ * xattrs of a symlink (Linux allows only trusted.* and security.* there,
+ * and setting them needs privilege; user.* is refused with EPERM).  -1 with
+ * errno ENOTSUP where the OS offers no way to reach a symlink's xattrs.
+ */
+int	plat_lxattr_list(int dirfd, const char *name, char **names,
+	    size_t *len);
+int	plat_lxattr_get(int dirfd, const char *name, const char *xname,
+	    void **value, size_t *len);
+int	plat_lxattr_set(int dirfd, const char *name, const char *xname,
+	    const void *value, size_t len);
+
+/* ---- renaming ---- */
+
+/*
+ * Rename like renameat(), but fail with EEXIST instead of replacing an
+ * existing newname (RENAME_NOREPLACE; where the filesystem lacks it, a
+ * check then a rename, which a concurrent writer could race).
+ */
+int	plat_rename_noreplace(int olddirfd, const char *oldname, int newdirfd,
+	    const char *newname);
 
 /* ---- what a directory is ---- */
 
@@ -118,5 +140,29 @@ int	plat_set_low_priority(void);
 /* Raise the soft limit on open files to the hard limit (deep trees keep one
  * directory open per level).  Returns the new soft limit, or -1. */
 long	plat_raise_fd_limit(void);
+
+/* ---- workers (common/linux/process.c) ---- */
+
+/* The calling process gets SIGKILL when its parent dies, so a worker never
+ * outlives the service that would record its run. */
+int	plat_die_with_parent(void);
+
+/* Close every descriptor >= lowfd. */
+void	plat_close_fds_from(int lowfd);
+
+/*
+ * Become uid for good: supplementary groups of that user (initgroups), its
+ * primary gid, then the uid, real, effective and saved.  Checks afterwards
+ * that root cannot be regained.  A no-op when uid is the current uid and we
+ * are not root.  -1 with errno on failure (the caller must exit).
+ */
+int	plat_drop_to_user(uid_t uid);
+
+/*
+ * Ask logind for a "sleep" inhibitor lock (mode block) while a run is
+ * active.  Returns the lock's fd (close it to release) or -1 with errno when
+ * logind is not reachable (containers, tests).
+ */
+int	plat_inhibit_sleep(const char *who, const char *why);
 
 #endif

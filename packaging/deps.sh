@@ -5,7 +5,8 @@ set -eu
 
 PKGS="build-essential cmake pkg-config libsqlite3-dev libarchive-dev
 zlib1g-dev libcmocka-dev libjansson-dev libsystemd-dev libxxhash-dev
-python3 rsync sqlite3 attr acl util-linux passwd e2fsprogs"
+python3 rsync sqlite3 attr acl util-linux passwd e2fsprogs
+btrfs-progs xfsprogs"
 
 missing=""
 for p in $PKGS; do

@@ -129,7 +129,7 @@ control_run_json(const struct vg_run_row *r)
 	return o;
 }
 
-static json_t *
+json_t *
 control_error(json_t *id, int code, const char *msg)
 {
 	json_t *o, *e;
@@ -144,7 +144,7 @@ control_error(json_t *id, int code, const char *msg)
 	return o;
 }
 
-static json_t *
+json_t *
 control_ok(json_t *id, json_t *result)
 {
 	json_t *o;
@@ -160,7 +160,7 @@ control_ok(json_t *id, json_t *result)
  * Find a job the peer may act on.  "NAME" is the peer's own job; an admin
  * may also name "OWNER:NAME", or a NAME that only one owner has.
  */
-static int
+int
 control_find_job(struct control_ctx *ctx, const struct control_peer *peer,
     const char *spec, struct vg_job_row *row, struct vg_err *err)
 {
@@ -215,7 +215,7 @@ notfound:
 	return -1;
 }
 
-static bool
+bool
 control_may_see(const struct control_peer *peer, uid_t owner)
 {
 	return peer->admin || peer->uid == owner;
@@ -494,7 +494,7 @@ out:
 	return rc;
 }
 
-static json_t *
+json_t *
 control_job_json(struct control_ctx *ctx, const struct vg_job_row *row,
     bool full)
 {

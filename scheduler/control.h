@@ -43,6 +43,21 @@ struct control_ctx {
 json_t	*control_handle(struct control_ctx *ctx, const struct control_peer *peer,
 	    json_t *request);
 
+/*
+ * Find a job the peer may act on: "NAME" is the peer's own job; an admin
+ * may also name "OWNER:NAME", or a NAME only one owner has.  Fills *row
+ * (free with job_row_free()).
+ */
+int	control_find_job(struct control_ctx *ctx, const struct control_peer *peer,
+	    const char *spec, struct vg_job_row *row, struct vg_err *err);
+bool	control_may_see(const struct control_peer *peer, uid_t owner);
+/* Answers: new references. */
+json_t	*control_ok(json_t *id, json_t *result);
+json_t	*control_error(json_t *id, int code, const char *msg);
+/* A job as jobs.list shows it (full: with its definition). */
+json_t	*control_job_json(struct control_ctx *ctx, const struct vg_job_row *row,
+	    bool full);
+
 /* Shared JSON shapes (history items, the log of a run). */
 json_t	*control_run_json(const struct vg_run_row *row);
 char	*control_iso_time(int64_t unix_ms);	/* malloc'd, UTC */

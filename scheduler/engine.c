@@ -560,6 +560,7 @@ eng_hardlink(struct eng_ctx *c, struct eng_dir *d, const char *name,
     const struct stat *st, struct eng_link *l, bool present,
     const struct stat *dst, struct eng_dstate *ds)
 {
+	struct stat	 tst;
 	char		 tmp[64];
 	const char	*slash;
 	int		 ffd = -1;
@@ -588,6 +589,20 @@ eng_hardlink(struct eng_ctx *c, struct eng_dir *d, const char *name,
 		return 1;	/* EXDEV, EPERM, EMLINK, ...: copy it */
 	}
 	close(ffd);
+	/* the first name's copy may not have been placed (its batch item
+	   failed): never link to whatever else holds that name */
+	if (fstatat(d->fd, tmp, &tst, AT_SYMLINK_NOFOLLOW) == -1 ||
+	    (l->has_dino && (tst.st_dev != l->ddev ||
+	    tst.st_ino != l->dino))) {
+		(void)unlinkat(d->fd, tmp, 0);
+		return 1;
+	}
+	if (present && dst->st_dev == tst.st_dev && dst->st_ino == tst.st_ino) {
+		/* name is that file already (a rename would do nothing) */
+		(void)unlinkat(d->fd, tmp, 0);
+		c->res->files_unchanged++;
+		return eng_put_item(c, d, CAT_FILE, st) == -1 ? -1 : 0;
+	}
 	if (present && S_ISDIR(dst->st_mode)) {
 		if (eng_remove(c, d, name, false) == -1) {
 			(void)unlinkat(d->fd, tmp, 0);
@@ -619,25 +634,96 @@ eng_hardlink(struct eng_ctx *c, struct eng_dir *d, const char *name,
 	return eng_put_item(c, d, CAT_FILE, st) == -1 ? -1 : 0;
 }
 
+/*
+ * Is the destination file dst (just examined) the file the link group's
+ * first name l points to?  Looks the first name's destination up once when
+ * the walk did not learn it.  A first name that cannot be examined counts
+ * as different (linking to it then fails, and the caller keeps what it
+ * has).
+ */
+static bool
+eng_link_same(struct eng_ctx *c, struct eng_link *l, const struct stat *dst)
+{
+	struct stat	 st;
+	const char	*slash;
+	size_t		 dlen;
+	int		 fd;
+
+	if (l->rel_len == c->rel_len && memcmp(l->rel, c->rel, c->rel_len) ==
+	    0)
+		return true;
+	if (!l->has_dino) {
+		if (c->dest_fd == -1)
+			return false;
+		slash = memrchr(l->rel, '/', l->rel_len);
+		dlen = slash ? (size_t)(slash - l->rel) : 0;
+		fd = dlen ? eng_open_chain(c->dest_fd, l->rel, dlen, false) :
+		    dup(c->dest_fd);
+		if (fd == -1)
+			return false;
+		if (fstatat(fd, slash ? slash + 1 : l->rel, &st,
+		    AT_SYMLINK_NOFOLLOW) == -1 || !S_ISREG(st.st_mode)) {
+			close(fd);
+			return false;
+		}
+		close(fd);
+		l->ddev = st.st_dev;
+		l->dino = st.st_ino;
+		l->has_dino = true;
+	}
+	return l->ddev == dst->st_dev && l->dino == dst->st_ino;
+}
+
+/* Register the current entry as the first name of its link group. */
+static void
+eng_link_first(struct eng_ctx *c, const struct stat *st, uint64_t gen,
+    bool placed, const struct stat *dst)
+{
+	struct eng_link	*l;
+
+	if ((l = eng_link_add(c, st->st_dev, st->st_ino, c->rel, c->rel_len,
+	    gen)) == NULL)
+		return;		/* no memory: the names become copies */
+	l->placed = placed;
+	if (dst != NULL) {
+		l->ddev = dst->st_dev;
+		l->dino = dst->st_ino;
+		l->has_dino = true;
+	}
+}
+
+/*
+ * A regular file.  Unchanged, as the catalogue tells (size, mtime, ctime,
+ * inode and mode as at the last run): nothing is touched.  A catalogue row
+ * that differs in any of them means the file may have changed (content
+ * rewritten with its mtime put back, an xattr, a name replaced by another
+ * file), so it is copied again.  Without a catalogue row (rescan, a fresh
+ * or dirty catalogue, a new name) the destination file is compared as
+ * rsync does: same size and mtime is unchanged.
+ */
 static void
 eng_file(struct eng_ctx *c, int sfd, struct eng_ent *s, struct eng_lazy *z,
     const struct catalogue_entry *cn, struct eng_dstate *ds)
 {
-	struct stat	 dst;
-	struct eng_link	*l;
+	struct stat	 dst, tst;
+	struct eng_link	*l = NULL;
 	struct eng_item	 it;
-	bool		 present = false;
+	bool		 present = false, cat_same = false;
 	int		 dfd, rc;
 
 	c->res->files++;
 	c->res->bytes_total += (uint64_t)s->st.st_size;
-	if (cn != NULL && eng_cat_same(cn, &s->st, CAT_FILE)) {
+	if (s->st.st_nlink > 1)
+		l = eng_link_find(c, s->st.st_dev, s->st.st_ino);
+	if (cn != NULL)
+		cat_same = eng_cat_same(cn, &s->st, CAT_FILE);
+	/* the fast path, unless an earlier name of its link group was
+	   (re)placed by this run: then this name may have to join it */
+	if (cat_same && (l == NULL || !l->placed)) {
 		c->res->files_unchanged++;
 		c->n_dest++;
-		if (s->st.st_nlink > 1 && eng_link_find(c, s->st.st_dev,
-		    s->st.st_ino) == NULL)
-			(void)eng_link_add(c, s->st.st_dev, s->st.st_ino,
-			    c->rel, c->rel_len, 0);
+		if (s->st.st_nlink > 1 && l == NULL)
+			eng_link_first(c, &s->st, 0, false, NULL);
 		return;
 	}
 	dfd = eng_lazy_fd(c, z);
@@ -658,9 +744,17 @@ eng_file(struct eng_ctx *c, int sfd, struct eng_ent *s, struct eng_lazy *z,
 	}
 	if (present)
 		c->n_dest++;
-	if (present && S_ISREG(dst.st_mode) &&
+	if (present && S_ISREG(dst.st_mode) && (cn == NULL || cat_same) &&
 	    dst.st_size == s->st.st_size &&
 	    eng_ts_ns(&dst.st_mtim) == eng_ts_ns(&s->st.st_mtim)) {
+		/* unchanged; a name of a link group joins its first name */
+		if (l != NULL && !eng_link_same(c, l, &dst)) {
+			rc = eng_hardlink(c, z->dir, s->name, &s->st, l, true,
+			    &dst, ds);
+			if (rc != 1)
+				return;
+			/* cannot link: keep this name's own copy */
+		}
 		c->res->files_unchanged++;
 		if (c->pass == ENG_PASS_RUN && !eng_meta_same(c, &dst,
 		    &s->st)) {
@@ -673,16 +767,12 @@ eng_file(struct eng_ctx *c, int sfd, struct eng_ent *s, struct eng_lazy *z,
 				    false, "cannot set the mode: %s",
 				    strerror(errno));
 		}
-		if (s->st.st_nlink > 1 && eng_link_find(c, s->st.st_dev,
-		    s->st.st_ino) == NULL)
-			(void)eng_link_add(c, s->st.st_dev, s->st.st_ino,
-			    c->rel, c->rel_len, 0);
+		if (s->st.st_nlink > 1 && l == NULL)
+			eng_link_first(c, &s->st, 0, false, &dst);
 		(void)eng_put_item(c, z->dir, CAT_FILE, &s->st);
 		return;
 	}
-	if (s->st.st_nlink > 1 &&
-	    (l = eng_link_find(c, s->st.st_dev, s->st.st_ino)) != NULL &&
-	    (c->pass != ENG_PASS_RUN || dfd != -1)) {
+	if (l != NULL && (c->pass != ENG_PASS_RUN || dfd != -1)) {
 		rc = eng_hardlink(c, z->dir, s->name, &s->st, l, present,
 		    &dst, ds);
 		if (rc != 1)
@@ -695,10 +785,8 @@ eng_file(struct eng_ctx *c, int sfd, struct eng_ent *s, struct eng_lazy *z,
 		} else if (present && c->keep)
 			eng_plan(c, "version", c->rel, c->rel_len, -1);
 		eng_plan(c, "copy", c->rel, c->rel_len, s->st.st_size);
-		if (s->st.st_nlink > 1 && eng_link_find(c, s->st.st_dev,
-		    s->st.st_ino) == NULL)
-			(void)eng_link_add(c, s->st.st_dev, s->st.st_ino,
-			    c->rel, c->rel_len, 0);
+		if (s->st.st_nlink > 1 && l == NULL)
+			eng_link_first(c, &s->st, 0, true, NULL);
 		return;
 	}
 	if (present && S_ISDIR(dst.st_mode)) {
@@ -724,10 +812,10 @@ eng_file(struct eng_ctx *c, int sfd, struct eng_ent *s, struct eng_lazy *z,
 	it.ce.name_len = s->len;
 	if (!present)
 		eng_added(c, c->rel, c->rel_len);
-	if (s->st.st_nlink > 1 && eng_link_find(c, s->st.st_dev,
-	    s->st.st_ino) == NULL)
-		(void)eng_link_add(c, s->st.st_dev, s->st.st_ino, c->rel,
-		    c->rel_len, c->gen);
+	/* the temp file keeps its inode when it is renamed into place */
+	if (s->st.st_nlink > 1 && l == NULL)
+		eng_link_first(c, &s->st, c->gen, true, fstat(it.fd, &tst) ==
+		    0 ? &tst : NULL);
 	ds->modified = true;
 	(void)eng_batch_add(c, &it);
 }
@@ -770,7 +858,7 @@ eng_symlink(struct eng_ctx *c, int sfd, struct eng_ent *s,
 	struct timespec	 ts[2];
 	char		*target = NULL, *dtarget = NULL, tmp[64];
 	size_t		 tlen = 0, dlen = 0;
-	bool		 present = false;
+	bool		 present = false, same_target = false;
 	int		 dfd, e;
 
 	c->res->files++;
@@ -804,9 +892,12 @@ eng_symlink(struct eng_ctx *c, int sfd, struct eng_ent *s,
 	}
 	if (present) {
 		c->n_dest++;
-		if (S_ISLNK(dst.st_mode) && (dtarget = eng_readlink(dfd,
-		    s->name, (size_t)dst.st_size, &dlen)) != NULL &&
-		    dlen == tlen && memcmp(dtarget, target, tlen) == 0) {
+		same_target = S_ISLNK(dst.st_mode) && (dtarget =
+		    eng_readlink(dfd, s->name, (size_t)dst.st_size, &dlen)) !=
+		    NULL && dlen == tlen && memcmp(dtarget, target, tlen) == 0;
+		/* a catalogue row that differs (ctime: owner, mtime or
+		   xattrs changed) makes the link again, target and all */
+		if (same_target && cn == NULL) {
 			c->res->files_unchanged++;
 			(void)eng_put_item(c, z->dir, CAT_SYMLINK, &s->st);
 			goto out;
@@ -816,7 +907,7 @@ eng_symlink(struct eng_ctx *c, int sfd, struct eng_ent *s,
 		if (present && S_ISDIR(dst.st_mode)) {
 			if (z->dir != NULL)
 				(void)eng_remove(c, z->dir, s->name, false);
-		} else if (present && c->keep)
+		} else if (present && c->keep && !same_target)
 			eng_plan(c, "version", c->rel, c->rel_len, -1);
 		eng_plan(c, "copy", c->rel, c->rel_len, (int64_t)tlen);
 		goto out;
@@ -835,11 +926,13 @@ eng_symlink(struct eng_ctx *c, int sfd, struct eng_ent *s,
 	if (c->o->as_root)
 		(void)fchownat(dfd, tmp, s->st.st_uid, s->st.st_gid,
 		    AT_SYMLINK_NOFOLLOW);
+	eng_copy_link_xattrs(c, sfd, s->name, dfd, tmp);
 	ts[0] = s->st.st_atim;
 	ts[1] = s->st.st_mtim;
 	(void)utimensat(dfd, tmp, ts, AT_SYMLINK_NOFOLLOW);
-	if (present && c->keep && eng_version(c, z->dir, s->name, c->rel,
-	    c->rel_len, true) == -1 && errno != ENOENT) {
+	/* the same target is not a new version: only its metadata changed */
+	if (present && c->keep && !same_target && eng_version(c, z->dir,
+	    s->name, c->rel, c->rel_len, true) == -1 && errno != ENOENT) {
 		eng_problem(c, c->rel, c->rel_len, "version", false,
 		    "the old entry could not be kept in the versions area, "
 		    "so it was not replaced: %s", strerror(errno));
@@ -1307,10 +1400,13 @@ eng_walk(struct eng_ctx *c, int *sfds, struct stat *sst)
 		}
 		eng_merge(c, sfds[0], S, ns, &root, c->use_cat &&
 		    root.dir != NULL, &ds, sst[0].st_dev);
+		/* the root has no catalogue row: always compare it (one
+		   fstat), so a change of the source root's own mode or mtime
+		   reaches the destination on the fast path too */
 		if (c->pass == ENG_PASS_RUN && c->stop == ENG_GO &&
-		    (ds.modified || (!c->use_cat && (fstat(c->dest_fd, &dst)
-		    == -1 || !eng_meta_same(c, &dst, &sst[0]) ||
-		    eng_ts_ns(&dst.st_mtim) != eng_ts_ns(&sst[0].st_mtim))))) {
+		    (ds.modified || fstat(c->dest_fd, &dst) == -1 ||
+		    !eng_meta_same(c, &dst, &sst[0]) ||
+		    eng_ts_ns(&dst.st_mtim) != eng_ts_ns(&sst[0].st_mtim))) {
 			memset(&it, 0, sizeof(it));
 			it.kind = ENG_ITEM_DIR_META;
 			it.fd = -1;
@@ -1598,8 +1694,12 @@ engine_run(const struct engine_opts *o, struct vg_engine_result *res,
 			c.use_cat = false;
 		}
 	}
-	if (c.keep && mkdirat(c.dest_fd, ENG_META_DIR, 0700) == -1 &&
-	    errno != EEXIST) {
+	/*
+	 * <dest>/.vigil is made before the walk, versions kept or not (the
+	 * caller writes job.ini into it after the run): made later, it would
+	 * change the destination root's mtime after the walk set it.
+	 */
+	if (mkdirat(c.dest_fd, ENG_META_DIR, 0700) == -1 && errno != EEXIST) {
 		eng_dest_error(&c, errno, ENG_META_DIR, strlen(ENG_META_DIR),
 		    "creating");
 	}

@@ -193,15 +193,45 @@ eng_xattr_privileged(const char *name)
 	    strncmp(name, "trusted.", 8) == 0;
 }
 
-void
-eng_copy_xattrs(struct eng_ctx *c, int sfd, int dfd)
+/* An entry whose xattrs are read or written: an open file (name NULL) or
+ * the entry name under dirfd itself (a symlink, never followed). */
+struct eng_xnode {
+	int		 fd;
+	const char	*name;
+};
+
+static int
+eng_x_list(const struct eng_xnode *n, char **names, size_t *len)
+{
+	return n->name ? plat_lxattr_list(n->fd, n->name, names, len) :
+	    plat_xattr_list(n->fd, names, len);
+}
+
+static int
+eng_x_get(const struct eng_xnode *n, const char *x, void **val, size_t *len)
+{
+	return n->name ? plat_lxattr_get(n->fd, n->name, x, val, len) :
+	    plat_xattr_get(n->fd, x, val, len);
+}
+
+static int
+eng_x_set(const struct eng_xnode *n, const char *x, const void *val,
+    size_t len)
+{
+	return n->name ? plat_lxattr_set(n->fd, n->name, x, val, len) :
+	    plat_xattr_set(n->fd, x, val, len);
+}
+
+static void
+eng_x_copy(struct eng_ctx *c, const struct eng_xnode *src,
+    const struct eng_xnode *dst)
 {
 	char	*names = NULL, *p;
 	void	*val = NULL;
 	size_t	 len = 0, vlen;
 	char	*dest;
 
-	if (plat_xattr_list(sfd, &names, &len) == -1) {
+	if (eng_x_list(src, &names, &len) == -1) {
 		if (errno != ENOTSUP && errno != EOPNOTSUPP)
 			eng_problem(c, c->rel, c->rel_len, "xattr", true,
 			    "cannot list extended attributes: %s",
@@ -209,14 +239,14 @@ eng_copy_xattrs(struct eng_ctx *c, int sfd, int dfd)
 		return;
 	}
 	for (p = names; p < names + len; p += strlen(p) + 1) {
-		if (plat_xattr_get(sfd, p, &val, &vlen) == -1) {
+		if (eng_x_get(src, p, &val, &vlen) == -1) {
 			if (errno != ENODATA)
 				eng_problem(c, c->rel, c->rel_len, "xattr",
 				    true, "cannot read extended attribute "
 				    "%s: %s", p, strerror(errno));
 			continue;
 		}
-		if (plat_xattr_set(dfd, p, val, vlen) == -1) {
+		if (eng_x_set(dst, p, val, vlen) == -1) {
 			if (errno == ENOTSUP || errno == EOPNOTSUPP) {
 				if (!c->warned_xattr_nosup) {
 					dest = log_escape(c->dest);
@@ -244,6 +274,23 @@ eng_copy_xattrs(struct eng_ctx *c, int sfd, int dfd)
 		val = NULL;
 	}
 	free(names);
+}
+
+void
+eng_copy_xattrs(struct eng_ctx *c, int sfd, int dfd)
+{
+	struct eng_xnode s = { sfd, NULL }, d = { dfd, NULL };
+
+	eng_x_copy(c, &s, &d);
+}
+
+void
+eng_copy_link_xattrs(struct eng_ctx *c, int sdirfd, const char *sname,
+    int ddirfd, const char *dname)
+{
+	struct eng_xnode s = { sdirfd, sname }, d = { ddirfd, dname };
+
+	eng_x_copy(c, &s, &d);
 }
 
 /* ---- one file ---- */
@@ -674,7 +721,7 @@ eng_link_find(struct eng_ctx *c, dev_t dev, ino_t ino)
 	return NULL;
 }
 
-int
+struct eng_link *
 eng_link_add(struct eng_ctx *c, dev_t dev, ino_t ino, const char *rel,
     size_t rel_len, uint64_t gen)
 {
@@ -684,7 +731,7 @@ eng_link_add(struct eng_ctx *c, dev_t dev, ino_t ino, const char *rel,
 	if (c->links_used * 2 >= c->links_cap) {
 		ncap = c->links_cap ? c->links_cap * 2 : 1024;
 		if ((nv = calloc(ncap, sizeof(*nv))) == NULL)
-			return -1;
+			return NULL;
 		for (i = 0; i < c->links_cap; i++) {
 			if (c->links[i].rel == NULL)
 				continue;
@@ -701,8 +748,9 @@ eng_link_add(struct eng_ctx *c, dev_t dev, ino_t ino, const char *rel,
 	for (i = eng_link_hash(dev, ino) & (c->links_cap - 1);
 	    c->links[i].rel != NULL; i = (i + 1) & (c->links_cap - 1))
 		;
+	memset(&c->links[i], 0, sizeof(c->links[i]));
 	if ((c->links[i].rel = malloc(rel_len + 1)) == NULL)
-		return -1;
+		return NULL;
 	memcpy(c->links[i].rel, rel, rel_len);
 	c->links[i].rel[rel_len] = '\0';
 	c->links[i].rel_len = rel_len;
@@ -710,7 +758,7 @@ eng_link_add(struct eng_ctx *c, dev_t dev, ino_t ino, const char *rel,
 	c->links[i].ino = ino;
 	c->links[i].gen = gen;
 	c->links_used++;
-	return 0;
+	return &c->links[i];
 }
 
 void

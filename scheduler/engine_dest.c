@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/platform.h"
 #include "scheduler/engine_int.h"
 #include "scheduler/versions.h"
 
@@ -122,21 +123,36 @@ eng_version(struct eng_ctx *c, struct eng_dir *d, const char *name,
 	if ((v = eng_vdir(c, rel, dirlen)) == NULL)
 		return -1;
 	if (link_only) {
-		if (linkat(d->fd, name, v->fd, base, 0) == 0 ||
-		    errno == EEXIST) {
+		if (linkat(d->fd, name, v->fd, base, 0) == 0) {
 			v->touched = true;
 			c->res->files_versioned++;
 			return 0;
 		}
+		if (errno == EEXIST)
+			return 0;	/* kept once already: see below */
 		if (errno == ENOENT)
 			return -1;
 		/* links refused (EPERM, EMLINK, ...): move it instead */
 	}
-	if (renameat(d->fd, name, v->fd, base) == -1)
+	if (plat_rename_noreplace(d->fd, name, v->fd, base) == 0) {
+		v->touched = true;
+		d->touched = true;
+		c->res->files_versioned++;
+		return 0;
+	}
+	if (errno != EEXIST)
 		return -1;
-	v->touched = true;
+	/*
+	 * This run kept the path already.  That first copy is what the path
+	 * held before the run; what it holds now this run placed itself, so
+	 * it is not kept again (a rename would lose the first copy).  The
+	 * entry still leaves when the caller asked for a move.
+	 */
+	if (link_only)
+		return 0;
+	if (unlinkat(d->fd, name, 0) == -1)
+		return -1;
 	d->touched = true;
-	c->res->files_versioned++;
 	return 0;
 }
 

@@ -75,12 +75,23 @@ struct eng_item {
 	enum vg_capture	 captured;	/* FILE: how it was captured */
 };
 
-struct eng_link {			/* hard-link table entry */
+/*
+ * Hard-link table: one entry per source (dev, ino) with nlink > 1 met in
+ * this walk, naming the destination file the other names of the group
+ * link to.  The first name met registers it, whether this run copied it
+ * (placed) or found it unchanged (catalogue or destination); a later name
+ * whose destination file is not that same file is linked to it.
+ */
+struct eng_link {
 	dev_t		 dev;
 	ino_t		 ino;
-	char		*rel;		/* dest relpath of the first copy */
+	char		*rel;		/* dest relpath of the first name */
 	size_t		 rel_len;
 	uint64_t	 gen;		/* batch that placed it, 0 = durable */
+	bool		 placed;	/* this run wrote the file at rel */
+	bool		 has_dino;	/* dino/ddev known */
+	dev_t		 ddev;		/* the destination file at rel */
+	ino_t		 dino;
 };
 
 struct eng_ctx {
@@ -175,6 +186,10 @@ int	eng_copy_file(struct eng_ctx *c, int sfd, const char *name,
 	    const struct stat *st, struct eng_dir *d, struct eng_item *it);
 /* Copy xattrs (ACLs included) from sfd to dfd.  Records problems. */
 void	eng_copy_xattrs(struct eng_ctx *c, int sfd, int dfd);
+/* The same for the symlink sname under sdirfd to dname under ddirfd (the
+ * links themselves; only trusted.* and security.* can exist there). */
+void	eng_copy_link_xattrs(struct eng_ctx *c, int sdirfd, const char *sname,
+	    int ddirfd, const char *dname);
 /* Add an item to the batch (takes over its memory); flushes when full.
  * Returns -1 when the run must stop. */
 int	eng_batch_add(struct eng_ctx *c, struct eng_item *it);
@@ -184,10 +199,12 @@ int	eng_batch_flush(struct eng_ctx *c);
 void	eng_batch_abort(struct eng_ctx *c);
 void	eng_item_free(struct eng_item *it);
 void	eng_fill_entry(struct catalogue_entry *ce, const struct stat *st);
-/* Hard links: the first copy of (dev, ino), or NULL. */
+/* Hard links: the first name of (dev, ino), or NULL. */
 struct eng_link *eng_link_find(struct eng_ctx *c, dev_t dev, ino_t ino);
-int	eng_link_add(struct eng_ctx *c, dev_t dev, ino_t ino, const char *rel,
-	    size_t rel_len, uint64_t gen);
+/* Register rel as the first name of (dev, ino).  The entry (owned by the
+ * table, valid until the next eng_link_add) or NULL without memory. */
+struct eng_link *eng_link_add(struct eng_ctx *c, dev_t dev, ino_t ino,
+	    const char *rel, size_t rel_len, uint64_t gen);
 void	eng_links_free(struct eng_ctx *c);
 
 /* engine_dest.c */
@@ -196,7 +213,10 @@ void	eng_links_free(struct eng_ctx *c);
  * in this run's versions area: a hard link when link_only (the entry stays
  * where it is; the caller renames over it), else a rename (it leaves).
  * Falls back to a rename when links fail, so after a link_only call the
- * entry may be gone.  0 or -1 with errno.
+ * entry may be gone.  A path is kept at most once per run: when this run's
+ * stamp holds it already (the state before the run), the entry (which the
+ * run itself placed) is not kept again; link_only then does nothing, a
+ * move removes it.  0 or -1 with errno.
  */
 int	eng_version(struct eng_ctx *c, struct eng_dir *d, const char *name,
 	    const char *rel, size_t rel_len, bool link_only);

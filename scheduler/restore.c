@@ -12,11 +12,40 @@
  *
  * Every target is reached by opening one component at a time with
  * O_DIRECTORY|O_NOFOLLOW from the target root, and written to a temp file
- * in its own folder that is flushed and renamed over the final name; so a
- * symlink planted anywhere in a target path is never written through.
- * Reading the destination walks the same way.  Hard-linked files come back
- * as separate copies.  Folders the restore creates get their mode and
- * mtime at the end (deepest first).
+ * in its own folder that is renamed over the final name; so a symlink
+ * planted anywhere in a target path is never written through.  Reading the
+ * destination walks the same way.
+ *
+ * Durability, in batches like the engine's (docs/architecture.md,
+ * "Durability protocol"): up to RS_BATCH_FILES temp files or RS_BATCH_BYTES
+ * are written complete (content, owner, xattrs, mode, mtime) without an
+ * fsync each; then one syncfs() per filesystem the batch writes to; only
+ * then each temp is renamed over its target; then each folder the batch
+ * renamed into is fsync'd once.  A crash at any point leaves every target
+ * old or new, never partly written (a leftover .vigil-restore-* temp file
+ * at worst).  When syncfs fails, each temp is fsync'd on its own instead.
+ *
+ * "Unchanged": a target is left alone only when it has the backup copy's
+ * type, size and mtime (ns) AND the same content (compared byte for byte;
+ * a symlink's target text), the same mode (and owner with keep_owner), the
+ * same restorable xattrs, and, for a hard-link member, is already a link
+ * to the group's first restored name.  Size and mtime alone are not
+ * trusted: an edit that keeps both would otherwise be skipped, and restore
+ * is rare enough that reading both files is an acceptable cost.  A target
+ * whose mtime is newer than the backup copy's is skipped unless overwrite.
+ *
+ * Extended attributes of files and of the folders restore creates are
+ * restored (not those of symlinks, which the engine does not keep).
+ * security.* and trusted.* ones only when restore runs as root; a target
+ * filesystem without xattrs or ACLs gets a message, not an error.
+ *
+ * Hard links: entries read from the same place (the current destination,
+ * or one versions stamp) that share (st_dev, st_ino) form a group; the
+ * first name is restored as a file and the others are hard-linked to it
+ * (linkat through folder fds, after the first name is in place).  Where a
+ * link cannot be made (another filesystem, EPERM, EMLINK, the first name
+ * failed) the name gets its own copy.  Folders the restore creates get
+ * their mode, xattrs and mtime at the end (deepest first).
  */
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -35,10 +64,13 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/platform.h"
 #include "scheduler/restore.h"
 
 #define RS_COPY_BUF	(256 * 1024)
 #define RS_TMP_TRIES	1000
+#define RS_BATCH_FILES	256
+#define RS_BATCH_BYTES	(64 * 1024 * 1024)
 
 struct rs_strv {
 	char	**v;
@@ -70,10 +102,13 @@ struct rs_req {
 	size_t		 unit;
 };
 
-/* A folder the restore created: mode and mtime are set at the end. */
+/* A folder the restore created: mode, xattrs and mtime are set at the
+ * end, xattrs read again from the backup folder src of place. */
 struct rs_dirfix {
 	size_t		 unit;
 	char		*trel;
+	int		 place;
+	char		*src;
 	mode_t		 mode;
 	struct timespec	 mtime;
 	uid_t		 uid;
@@ -81,6 +116,58 @@ struct rs_dirfix {
 };
 
 enum rs_kind { RS_CURRENT, RS_VERSION, RS_ABSENT };
+
+/*
+ * Places entries are read from: RS_PLACE_DEST is the current destination,
+ * a place >= 0 is the versions stamp ev[place].
+ */
+#define RS_PLACE_DEST	(-1)
+
+/* A folder the current batch writes into, opened once per batch. */
+struct rs_bdir {
+	int		 fd;
+	dev_t		 dev;
+	ino_t		 ino;
+	int		 syncerr;	/* syncfs of its filesystem failed */
+	bool		 touched;	/* something was renamed into it */
+	size_t		 unit;
+	char		*trel;		/* the folder, target-relative */
+};
+
+enum rs_ikind { RS_IT_COPY, RS_IT_LINK };
+
+/* One pending target of the batch. */
+struct rs_item {
+	enum rs_ikind	 kind;
+	size_t		 dir;		/* bdirs index */
+	char		*tname;		/* final name in that folder */
+	char		 tmp[64];	/* RS_IT_COPY: the finished temp */
+	bool		 isfile;	/* regular file (else a symlink) */
+	bool		 rmdir_first;	/* an empty folder is in the way */
+	char		*dtgt;		/* escaped display of the target */
+	size_t		 group;		/* link group, or SIZE_MAX */
+	bool		 leader;	/* RS_IT_COPY: the group's first name */
+	int		 place;		/* RS_IT_LINK: the backup copy, */
+	char		*src;		/* to copy it if linking fails */
+};
+
+/* Hard-link groups: backup entries of one place sharing an inode. */
+enum rs_gstate {
+	RS_G_NONE,		/* no name of the group is at the target */
+	RS_G_PENDING,		/* the first name waits in the batch */
+	RS_G_READY		/* the first name is in place */
+};
+
+struct rs_group {
+	int		 place;
+	dev_t		 sdev;
+	ino_t		 sino;
+	enum rs_gstate	 state;
+	size_t		 unit;		/* the first name at the target */
+	char		*trel;
+	dev_t		 tdev;
+	ino_t		 tino;
+};
 
 struct rs_ctx {
 	const struct restore_opts *o;
@@ -97,8 +184,21 @@ struct rs_ctx {
 	struct rs_dirfix	*fix;
 	size_t			 nfix;
 	bool			 chown;		/* keep_owner as root */
+	bool			 root;		/* running as root */
 	unsigned		 tmpn;
 	char			 asof[96];	/* " as of ...", or "" */
+	char			*buf, *buf2;	/* RS_COPY_BUF each */
+	struct rs_bdir		*bdirs;		/* the batch */
+	size_t			 nbdirs, capbdirs;
+	struct rs_item		*items;
+	size_t			 nitems, capitems;
+	uint64_t		 bbytes;
+	struct rs_group		*groups;
+	size_t			 ngroups;
+	size_t			*gtab;		/* hash: group index + 1 */
+	size_t			 gcap;		/* a power of two, or 0 */
+	bool			 warned_xattr_nosup;
+	bool			 warned_xattr_priv;
 };
 
 static int

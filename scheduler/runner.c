@@ -45,9 +45,19 @@ runner_catalogue_dir(const char *state_dir, uid_t owner, struct vg_err *err)
 {
 	char path[PATH_MAX];
 
+	/*
+	 * As root, the state folder and catalogue/ are 0711: each owner's
+	 * worker can reach its own catalogue/<uid> (0700, theirs) but list
+	 * nothing; vigil.db stays 0600 root.
+	 */
 	snprintf(path, sizeof path, "%s/catalogue", state_dir);
 	if (mkdir(path, 0700) == -1 && errno != EEXIST) {
 		vg_err_sys(err, "cannot create %s", path);
+		return -1;
+	}
+	if (geteuid() == 0 && owner != 0 &&
+	    (chmod(state_dir, 0711) == -1 || chmod(path, 0711) == -1)) {
+		vg_err_sys(err, "cannot open %s to job owners", path);
 		return -1;
 	}
 	snprintf(path, sizeof path, "%s/catalogue/%u", state_dir,

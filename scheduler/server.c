@@ -75,6 +75,8 @@ struct vg_server {
 	uint64_t		 next_id;
 	int			 nconns;	/* live (not dead) */
 	int			 reap;		/* some connection is dead */
+	int64_t			 refused_logged;	/* rate limit of the */
+	unsigned		 refused_quiet;		/* refusal log */
 	struct server_conns	 conns;
 };
 
@@ -405,12 +407,25 @@ have:
 	return found;
 }
 
-/* Tell a peer we will not serve why, best effort, and close it. */
+/* Tell a peer we will not serve why, best effort, and close it.  The log
+ * says so at most once a second: a flood must not flood the journal. */
 static void
-server_refuse(int fd, const char *msg)
+server_refuse(struct vg_server *srv, int fd, const struct ucred *cred,
+    const char *msg)
 {
 	struct ipc_conn io;
+	int64_t now = server_now();
 	json_t *o;
+
+	if (now - srv->refused_logged >= 1000) {
+		log_warnx("control socket: refused uid %u pid %d: %s%s",
+		    (unsigned)cred->uid, (int)cred->pid, msg,
+		    srv->refused_quiet > 0 ? " (and more refusals not "
+		    "logged)" : "");
+		srv->refused_logged = now;
+		srv->refused_quiet = 0;
+	} else
+		srv->refused_quiet++;
 
 	ipc_conn_init(&io, fd);
 	o = server_error_json(NULL, VG_ERR_PERM, msg);
@@ -477,23 +492,19 @@ server_accept(struct vg_server *srv)
 			continue;
 		}
 		if (srv->nconns >= srv->opts.max_conns) {
-			log_warnx("control socket: refused uid %u pid %d: "
-			    "%d connections open, the limit",
-			    (unsigned)cred.uid, (int)cred.pid, srv->nconns);
-			server_refuse(fd, "vigild has too many connections "
-			    "open; try again later");
+			snprintf(msg, sizeof msg, "vigild has too many "
+			    "connections open (%d, the limit); try again "
+			    "later", srv->nconns);
+			server_refuse(srv, fd, &cred, msg);
 			continue;
 		}
 		if ((n = server_uid_count(srv, cred.uid)) >=
 		    srv->opts.max_per_uid) {
-			log_warnx("control socket: refused uid %u pid %d: "
-			    "it has %d connections open, the limit per user",
-			    (unsigned)cred.uid, (int)cred.pid, n);
 			snprintf(msg, sizeof msg, "uid %u already has %d "
 			    "connections to vigild, the limit per user; close "
 			    "some (other vigil commands, agents, trays) and "
 			    "try again", (unsigned)cred.uid, n);
-			server_refuse(fd, msg);
+			server_refuse(srv, fd, &cred, msg);
 			continue;
 		}
 		if ((c = calloc(1, sizeof *c)) == NULL) {

@@ -10,9 +10,8 @@
  *   vigild --user --demo          set up a sample folder and job under the
  *                                 state folder, run it, print the record
  *
- * The service loop (socket, scheduler, workers) is the service issue's work:
- * until it lands, starting vigild without --run-once or --demo fails with a
- * message that says so.
+ * Without --run-once or --demo it runs the service loop (service.h): the
+ * control socket, the scheduler and one worker per run.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -33,6 +32,7 @@
 #include "db/store.h"
 #include "scheduler/control.h"
 #include "scheduler/report.h"
+#include "scheduler/service.h"
 
 #define VIGILD_SYSTEM_STATE	"/var/lib/vigil"
 
@@ -42,13 +42,15 @@ static void
 usage(FILE *fp)
 {
 	fprintf(fp,
-"usage: vigild [--user] [--state-dir DIR] [--socket PATH] [-v]\n"
+"usage: vigild [--user] [--state-dir DIR] [--socket PATH] [--concurrency N] [-v]\n"
 "              [--run-once JOB [--dry-run] [--rescan] [--json]] [--demo]\n"
 "\n"
 "  --user            private state ($XDG_STATE_HOME/vigil) and socket\n"
 "                    ($XDG_RUNTIME_DIR/vigil/vigil.sock) for this user\n"
 "  --state-dir DIR   state folder (system mode default /var/lib/vigil)\n"
-"  --socket PATH     control socket path\n"
+"  --socket PATH     control socket path (system mode default\n"
+"                    /run/vigil/vigil.sock)\n"
+"  --concurrency N   runs at once across jobs (default: the setting, or 1)\n"
 "  --run-once JOB    run one job in the foreground and print its record\n"
 "  --dry-run         with --run-once: print the plan, change nothing\n"
 "  --rescan          with --run-once: compare against the destination\n"
@@ -262,6 +264,7 @@ main(int argc, char **argv)
 		{ "user", no_argument, NULL, 'u' },
 		{ "state-dir", required_argument, NULL, 's' },
 		{ "socket", required_argument, NULL, 'S' },
+		{ "concurrency", required_argument, NULL, 'c' },
 		{ "run-once", required_argument, NULL, 'r' },
 		{ "dry-run", no_argument, NULL, 'n' },
 		{ "rescan", no_argument, NULL, 'R' },
@@ -276,8 +279,10 @@ main(int argc, char **argv)
 	struct vg_store *st = NULL;
 	struct vg_err err;
 	struct sigaction sa;
-	const char *state_dir = NULL, *run_once = NULL;
-	char *buf = NULL, *dbpath = NULL;
+	const char *state_dir = NULL, *run_once = NULL, *socket_path = NULL;
+	char *buf = NULL, *dbpath = NULL, *sockbuf = NULL, *end;
+	struct service_opts so;
+	long conc = 0;
 	bool user = false, dry = false, rescan = false, json = false;
 	bool demo = false;
 	int ch, rc = 1, verbose = 0;
@@ -292,7 +297,23 @@ main(int argc, char **argv)
 			state_dir = optarg;
 			break;
 		case 'S':
-			break;	/* used by the service loop */
+			if (optarg[0] != '/') {
+				fprintf(stderr, "vigild: --socket needs an "
+				    "absolute path\n");
+				return 2;
+			}
+			socket_path = optarg;
+			break;
+		case 'c':
+			errno = 0;
+			conc = strtol(optarg, &end, 10);
+			if (errno != 0 || *end != '\0' || conc < 1 ||
+			    conc > 64) {
+				fprintf(stderr, "vigild: --concurrency wants "
+				    "1..64, not %s\n", optarg);
+				return 2;
+			}
+			break;
 		case 'r':
 			run_once = optarg;
 			break;
@@ -338,7 +359,10 @@ main(int argc, char **argv)
 		    "other\n");
 		return 2;
 	}
-	log_init("vigild", LOG_TARGET_STDERR, verbose);
+	/* Under systemd the journal takes structured fields. */
+	log_init("vigild", getenv("JOURNAL_STREAM") != NULL &&
+	    run_once == NULL && !demo ? LOG_TARGET_JOURNAL : LOG_TARGET_STDERR,
+	    verbose);
 
 	if (state_dir == NULL) {
 		if (user || demo) {
@@ -349,15 +373,37 @@ main(int argc, char **argv)
 		} else
 			state_dir = VIGILD_SYSTEM_STATE;
 	}
-	if (run_once == NULL && !demo) {
-		fprintf(stderr, "vigild: the service loop (socket, scheduler) "
-		    "is not available in this version; use --run-once JOB or "
-		    "--demo\n");
-		free(buf);
-		return 1;
-	}
 	if (vigild_mkdirs(state_dir, 0700) == -1)
 		fatal("cannot create state folder %s", state_dir);
+	if (run_once == NULL && !demo) {
+		if (socket_path == NULL) {
+			const char *rt = getenv("XDG_RUNTIME_DIR");
+
+			if (!user)
+				socket_path = "/run/vigil/vigil.sock";
+			else if (rt != NULL && rt[0] == '/') {
+				if (asprintf(&sockbuf, "%s/vigil/vigil.sock",
+				    rt) == -1)
+					fatalx("out of memory");
+				socket_path = sockbuf;
+			} else {
+				if (asprintf(&sockbuf, "%s/vigil.sock",
+				    state_dir) == -1)
+					fatalx("out of memory");
+				socket_path = sockbuf;
+			}
+		}
+		memset(&so, 0, sizeof so);
+		so.state_dir = state_dir;
+		so.socket_path = socket_path;
+		so.socket_mode = user ? 0600 : 0666;
+		so.user_mode = user;
+		so.concurrency = (unsigned)conc;
+		rc = service_run(&so);
+		free(sockbuf);
+		free(buf);
+		return rc;
+	}
 	if (asprintf(&dbpath, "%s/vigil.db", state_dir) == -1)
 		fatalx("out of memory");
 	vg_err_clear(&err);

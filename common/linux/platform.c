@@ -174,8 +174,28 @@ plat_open_beneath(int dirfd, const char *path, int flags, mode_t mode)
 	return plat_open_walk(dirfd, path, flags, mode);
 }
 
-int
-plat_xattr_list(int fd, char **names, size_t *len)
+/*
+ * The xattr calls work on an open file (fd, path NULL) or on a path that
+ * is looked up (path; the calls follow a last symlink, which for the
+ * /proc/self/fd/N of an O_PATH handle lands on the entry the handle holds,
+ * a symlink included).
+ */
+static ssize_t
+plat_x_list(int fd, const char *path, char *buf, size_t len)
+{
+	return path ? listxattr(path, buf, len) : flistxattr(fd, buf, len);
+}
+
+static ssize_t
+plat_x_get(int fd, const char *path, const char *name, void *buf,
+    size_t len)
+{
+	return path ? getxattr(path, name, buf, len) :
+	    fgetxattr(fd, name, buf, len);
+}
+
+static int
+plat_x_list_all(int fd, const char *path, char **names, size_t *len)
 {
 	ssize_t	 n;
 	char	*buf = NULL, *nb;
@@ -183,7 +203,7 @@ plat_xattr_list(int fd, char **names, size_t *len)
 	*names = NULL;
 	*len = 0;
 	for (;;) {
-		n = flistxattr(fd, NULL, 0);
+		n = plat_x_list(fd, path, NULL, 0);
 		if (n == -1)
 			return -1;
 		if (n == 0)
@@ -193,7 +213,7 @@ plat_xattr_list(int fd, char **names, size_t *len)
 			return -1;
 		}
 		buf = nb;
-		n = flistxattr(fd, buf, (size_t)n);
+		n = plat_x_list(fd, path, buf, (size_t)n);
 		if (n == -1 && errno == ERANGE)
 			continue;	/* grew meanwhile */
 		if (n == -1) {
@@ -211,8 +231,9 @@ plat_xattr_list(int fd, char **names, size_t *len)
 	return 0;
 }
 
-int
-plat_xattr_get(int fd, const char *name, void **value, size_t *len)
+static int
+plat_x_get_all(int fd, const char *path, const char *name, void **value,
+    size_t *len)
 {
 	ssize_t	 n;
 	char	*buf = NULL, *nb;
@@ -220,7 +241,7 @@ plat_xattr_get(int fd, const char *name, void **value, size_t *len)
 	*value = NULL;
 	*len = 0;
 	for (;;) {
-		n = fgetxattr(fd, name, NULL, 0);
+		n = plat_x_get(fd, path, name, NULL, 0);
 		if (n == -1)
 			return -1;
 		if ((nb = realloc(buf, n ? (size_t)n : 1)) == NULL) {
@@ -228,7 +249,7 @@ plat_xattr_get(int fd, const char *name, void **value, size_t *len)
 			return -1;
 		}
 		buf = nb;
-		n = fgetxattr(fd, name, buf, (size_t)n);
+		n = plat_x_get(fd, path, name, buf, (size_t)n);
 		if (n == -1 && errno == ERANGE)
 			continue;
 		if (n == -1) {
@@ -243,9 +264,112 @@ plat_xattr_get(int fd, const char *name, void **value, size_t *len)
 }
 
 int
+plat_xattr_list(int fd, char **names, size_t *len)
+{
+	return plat_x_list_all(fd, NULL, names, len);
+}
+
+int
+plat_xattr_get(int fd, const char *name, void **value, size_t *len)
+{
+	return plat_x_get_all(fd, NULL, name, value, len);
+}
+
+int
 plat_xattr_set(int fd, const char *name, const void *value, size_t len)
 {
 	return fsetxattr(fd, name, value, len, 0);
+}
+
+/*
+ * Entries that cannot be opened for reading (symlinks): an O_PATH handle
+ * that never follows name, reached again through /proc/self/fd.  Without
+ * /proc the calls fail with ENOTSUP (treated as "no xattrs here").
+ */
+struct plat_node {
+	int	 fd;
+	char	 path[32];
+};
+
+static int
+plat_node_open(struct plat_node *n, int dirfd, const char *name)
+{
+	if ((n->fd = openat(dirfd, name, O_PATH | O_NOFOLLOW |
+	    O_CLOEXEC)) == -1)
+		return -1;
+	snprintf(n->path, sizeof(n->path), "/proc/self/fd/%d", n->fd);
+	return 0;
+}
+
+static int
+plat_node_close(struct plat_node *n, int rc)
+{
+	int	 saved = errno;
+
+	close(n->fd);
+	/* no /proc: the handle cannot be reached by path */
+	if (rc == -1 && saved == ENOENT)
+		saved = ENOTSUP;
+	errno = saved;
+	return rc;
+}
+
+int
+plat_lxattr_list(int dirfd, const char *name, char **names, size_t *len)
+{
+	struct plat_node n;
+
+	*names = NULL;
+	*len = 0;
+	if (plat_node_open(&n, dirfd, name) == -1)
+		return -1;
+	return plat_node_close(&n, plat_x_list_all(-1, n.path, names, len));
+}
+
+int
+plat_lxattr_get(int dirfd, const char *name, const char *xname,
+    void **value, size_t *len)
+{
+	struct plat_node n;
+
+	*value = NULL;
+	*len = 0;
+	if (plat_node_open(&n, dirfd, name) == -1)
+		return -1;
+	return plat_node_close(&n, plat_x_get_all(-1, n.path, xname, value,
+	    len));
+}
+
+int
+plat_lxattr_set(int dirfd, const char *name, const char *xname,
+    const void *value, size_t len)
+{
+	struct plat_node n;
+
+	if (plat_node_open(&n, dirfd, name) == -1)
+		return -1;
+	return plat_node_close(&n, setxattr(n.path, xname, value, len, 0));
+}
+
+int
+plat_rename_noreplace(int olddirfd, const char *oldname, int newdirfd,
+    const char *newname)
+{
+	struct stat	 st;
+
+	if (renameat2(olddirfd, oldname, newdirfd, newname,
+	    RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS)
+		return -1;
+	/* the filesystem has no RENAME_NOREPLACE: check, then rename */
+	if (fstatat(newdirfd, newname, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		errno = EEXIST;
+		return -1;
+	}
+	if (errno != ENOENT)
+		return -1;
+	return renameat(olddirfd, oldname, newdirfd, newname);
 }
 
 #ifndef CGROUP2_SUPER_MAGIC

@@ -33,3 +33,12 @@ vigil_integration_test(faults_unreadable test_faults.py ARGS --case unreadable
   TIMEOUT 120)
 vigil_integration_test(jobs_cli test_jobs_cli.py TIMEOUT 120)
 vigil_integration_test(restore_cli test_restore_cli.py TIMEOUT 180)
+
+# Snapshot providers on real btrfs and XFS images (root, loop mounts):
+# test_snapshots.sh drives snapdriver; exit 77 = cannot mount here.
+add_executable(snapdriver ${VIGIL_INTEG_DIR}/snapdriver.c)
+target_link_libraries(snapdriver PRIVATE vigil_engine)
+add_test(NAME integ_snapshots
+  COMMAND sh ${VIGIL_INTEG_DIR}/test_snapshots.sh $<TARGET_FILE:snapdriver>)
+set_tests_properties(integ_snapshots PROPERTIES LABELS integration
+  TIMEOUT 600 SKIP_RETURN_CODE 77)

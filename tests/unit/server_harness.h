@@ -49,7 +49,7 @@ struct harness {
 	int			 closed;	/* closed() calls */
 };
 
-static json_t *
+static __attribute__((unused)) json_t *
 h_dispatch(void *arg, struct vg_server *srv, const struct server_req *req)
 {
 	struct harness *h = arg;
@@ -107,7 +107,7 @@ h_dispatch(void *arg, struct vg_server *srv, const struct server_req *req)
 	    "invalid", "message", "unknown method");
 }
 
-static void
+static __attribute__((unused)) void
 h_closed(void *arg, struct vg_server *srv, uint64_t conn,
     const struct control_peer *peer, enum server_role role)
 {
@@ -118,7 +118,7 @@ h_closed(void *arg, struct vg_server *srv, uint64_t conn,
 	pthread_mutex_unlock(&h->lock);
 }
 
-static void *
+static __attribute__((unused)) void *
 h_loop(void *arg)
 {
 	struct harness *h = arg;
@@ -143,7 +143,7 @@ h_loop(void *arg)
 	return NULL;
 }
 
-static void
+static __attribute__((unused)) void
 h_opts(struct harness *h, struct server_opts *o)
 {
 	server_opts_init(o);
@@ -154,7 +154,7 @@ h_opts(struct harness *h, struct server_opts *o)
 }
 
 /* A temp folder with a socket path in it; no server yet. */
-static void
+static __attribute__((unused)) void
 h_init(struct harness *h)
 {
 	memset(h, 0, sizeof *h);
@@ -165,7 +165,7 @@ h_init(struct harness *h)
 	h->stop[0] = h->stop[1] = -1;
 }
 
-static void
+static __attribute__((unused)) void
 h_start(struct harness *h, const struct server_opts *o)
 {
 	struct vg_err err;
@@ -179,7 +179,7 @@ h_start(struct harness *h, const struct server_opts *o)
 	h->running = 1;
 }
 
-static void
+static __attribute__((unused)) void
 h_stop(struct harness *h)
 {
 	int i;
@@ -203,7 +203,7 @@ h_stop(struct harness *h)
 	pthread_mutex_destroy(&h->lock);
 }
 
-static int
+static __attribute__((unused)) int
 h_closed_count(struct harness *h)
 {
 	int n;
@@ -214,7 +214,7 @@ h_closed_count(struct harness *h)
 	return n;
 }
 
-static int64_t
+static __attribute__((unused)) int64_t
 h_now_ms(void)
 {
 	struct timespec ts;
@@ -225,22 +225,29 @@ h_now_ms(void)
 
 /* ---- raw peers, for what the client library would never send ---- */
 
-static int
+static __attribute__((unused)) void
+h_sun(const char *path, struct sockaddr_un *sun)
+{
+	memset(sun, 0, sizeof *sun);
+	sun->sun_family = AF_UNIX;
+	assert_true(strlen(path) < sizeof sun->sun_path);
+	memcpy(sun->sun_path, path, strlen(path) + 1);
+}
+
+static __attribute__((unused)) int
 raw_connect(const char *path)
 {
 	struct sockaddr_un sun;
 	int fd;
 
-	memset(&sun, 0, sizeof sun);
-	sun.sun_family = AF_UNIX;
-	snprintf(sun.sun_path, sizeof sun.sun_path, "%s", path);
+	h_sun(path, &sun);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	assert_int_not_equal(fd, -1);
 	assert_int_equal(connect(fd, (struct sockaddr *)&sun, sizeof sun), 0);
 	return fd;
 }
 
-static void
+static __attribute__((unused)) void
 raw_send(int fd, json_t *m)
 {
 	struct vg_err err;
@@ -248,7 +255,7 @@ raw_send(int fd, json_t *m)
 	assert_int_equal(ipc_send(fd, m, &err), 0);
 }
 
-static void
+static __attribute__((unused)) void
 raw_send_str(int fd, const char *body)
 {
 	size_t len = strlen(body);
@@ -259,7 +266,7 @@ raw_send_str(int fd, const char *body)
 }
 
 /* The next message within ms, or NULL (err says why). */
-static json_t *
+static __attribute__((unused)) json_t *
 raw_recv(int fd, int ms, struct vg_err *err)
 {
 	vg_err_clear(err);
@@ -267,7 +274,7 @@ raw_recv(int fd, int ms, struct vg_err *err)
 }
 
 /* True when the server closed fd within ms (reading what comes first). */
-static int
+static __attribute__((unused)) int
 raw_closed_within(int fd, int ms)
 {
 	struct pollfd pfd;
@@ -289,7 +296,7 @@ raw_closed_within(int fd, int ms)
 	}
 }
 
-static void
+static __attribute__((unused)) void
 raw_hello(int fd, const char *role)
 {
 	struct vg_err err;

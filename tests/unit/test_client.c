@@ -9,6 +9,8 @@
 #include <sys/time.h>
 #include <sys/wait.h>
 
+#include <grp.h>
+
 #include "agent/client.h"
 #include "tests/unit/server_harness.h"
 
@@ -59,9 +61,7 @@ test_stale_socket_reported_as_not_listening(void **state)
 	int fd;
 
 	h_init(&h);
-	memset(&sun, 0, sizeof sun);
-	sun.sun_family = AF_UNIX;
-	snprintf(sun.sun_path, sizeof sun.sun_path, "%s", h.path);
+	h_sun(h.path, &sun);
 	fd = socket(AF_UNIX, SOCK_STREAM, 0);
 	assert_int_equal(bind(fd, (struct sockaddr *)&sun, sizeof sun), 0);
 	close(fd);
