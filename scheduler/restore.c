@@ -147,6 +147,8 @@ struct rs_item {
 	char		*dtgt;		/* escaped display of the target */
 	size_t		 group;		/* link group, or SIZE_MAX */
 	bool		 leader;	/* RS_IT_COPY: the group's first name */
+	size_t		 unit;		/* the target, target-relative */
+	char		*trel;
 	int		 place;		/* RS_IT_LINK: the backup copy, */
 	char		*src;		/* to copy it if linking fails */
 };
@@ -907,6 +909,14 @@ rs_resolve(struct rs_ctx *c, const char *p, enum rs_kind *kind, size_t *stamp)
 	return 0;
 }
 
+/* The next temp name in a target folder. */
+static void
+rs_tmp_name(struct rs_ctx *c, char *tmp, size_t tmpsz)
+{
+	snprintf(tmp, tmpsz, ".vigil-restore-%ld-%u", (long)getpid(),
+	    c->tmpn++);
+}
+
 /* Temp name in the target folder; returns fd (files) or 0 (links). */
 static int
 rs_tmp_create(struct rs_ctx *c, int pfd, char *tmp, size_t tmpsz,
@@ -915,8 +925,7 @@ rs_tmp_create(struct rs_ctx *c, int pfd, char *tmp, size_t tmpsz,
 	int i, fd;
 
 	for (i = 0; i < RS_TMP_TRIES; i++) {
-		snprintf(tmp, tmpsz, ".vigil-restore-%ld-%u", (long)getpid(),
-		    c->tmpn++);
+		rs_tmp_name(c, tmp, tmpsz);
 		if (linkto != NULL)
 			fd = symlinkat(linkto, pfd, tmp);
 		else
@@ -924,6 +933,24 @@ rs_tmp_create(struct rs_ctx *c, int pfd, char *tmp, size_t tmpsz,
 			    O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (fd != -1 || errno != EEXIST)
 			return fd;
+	}
+	errno = EEXIST;
+	return -1;
+}
+
+/* Hard-link lname (in lfd, never followed) as a temp name in pfd. */
+static int
+rs_tmp_link(struct rs_ctx *c, int lfd, const char *lname, int pfd, char *tmp,
+    size_t tmpsz)
+{
+	int i;
+
+	for (i = 0; i < RS_TMP_TRIES; i++) {
+		rs_tmp_name(c, tmp, tmpsz);
+		if (linkat(lfd, lname, pfd, tmp, 0) == 0)
+			return 0;
+		if (errno != EEXIST)
+			return -1;
 	}
 	errno = EEXIST;
 	return -1;
@@ -940,8 +967,8 @@ rs_copy_range(int in, int out, off_t off, off_t end, char *buf)
 	while (off < end) {
 		if (cfr) {
 			oi = oo = off;
-			n = copy_file_range(in, &oi, out, &oo,
-			    (size_t)(end - off), 0);
+			n = plat_copy_range(in, &oi, out, &oo,
+			    (size_t)(end - off));
 			if (n > 0) {
 				off += n;
 				continue;
@@ -952,7 +979,8 @@ rs_copy_range(int in, int out, off_t off, off_t end, char *buf)
 				continue;
 			if (errno != EXDEV && errno != EINVAL &&
 			    errno != ENOSYS && errno != EOPNOTSUPP &&
-			    errno != EPERM && errno != ETXTBSY)
+			    errno != EPERM && errno != ETXTBSY &&
+			    errno != EBADF)
 				return -1;
 			cfr = false;
 		}
@@ -981,37 +1009,80 @@ rs_copy_range(int in, int out, off_t off, off_t end, char *buf)
 
 /* Copy in to out keeping holes; out ends up exactly size bytes. */
 static int
-rs_copy_sparse(int in, int out, off_t size)
+rs_copy_sparse(struct rs_ctx *c, int in, int out, off_t size)
 {
-	char *buf;
 	off_t off = 0, data, hole;
-	int rc = -1;
+	int r;
 
-	if ((buf = malloc(RS_COPY_BUF)) == NULL)
-		return -1;
 	while (off < size) {
-		data = lseek(in, off, SEEK_DATA);
-		if (data == -1 && errno == ENXIO)
+		r = plat_next_data(in, off, size, &data, &hole);
+		if (r == 0)
 			break;		/* a hole up to the end */
-		if (data == -1) {
-			data = off;	/* no SEEK_DATA: copy everything */
+		if (r == -1) {
+			data = off;	/* holes unknown: copy the rest */
 			hole = size;
-		} else if ((hole = lseek(in, data, SEEK_HOLE)) == -1)
-			hole = size;
-		if (hole > size)
-			hole = size;
-		if (data >= size)
-			break;
-		if (rs_copy_range(in, out, data, hole, buf) == -1)
-			goto out;
+		}
+		if (rs_copy_range(in, out, data, hole, c->buf) == -1)
+			return -1;
 		off = hole;
 	}
-	if (ftruncate(out, size) == -1)
-		goto out;
-	rc = 0;
-out:
-	free(buf);
-	return rc;
+	return ftruncate(out, size);
+}
+
+/* Read up to len bytes at off, short only at the end of the file. */
+static ssize_t
+rs_pread_full(int fd, char *buf, size_t len, off_t off)
+{
+	size_t got = 0;
+	ssize_t n;
+
+	while (got < len) {
+		n = pread(fd, buf + got, len - got, off + (off_t)got);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			return -1;
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	return (ssize_t)got;
+}
+
+/* 1 when a and b hold the same size bytes, 0 when not, -1 on errors. */
+static int
+rs_same_content(struct rs_ctx *c, int a, int b, off_t size)
+{
+	off_t off = 0;
+	ssize_t na, nb;
+	size_t want;
+
+	while (off < size) {
+		want = (size_t)(size - off) < RS_COPY_BUF ?
+		    (size_t)(size - off) : RS_COPY_BUF;
+		if ((na = rs_pread_full(a, c->buf, want, off)) == -1 ||
+		    (nb = rs_pread_full(b, c->buf2, want, off)) == -1)
+			return -1;
+		if ((size_t)na != want || (size_t)nb != want ||
+		    memcmp(c->buf, c->buf2, want) != 0)
+			return 0;
+		off += (off_t)want;
+	}
+	return 1;
+}
+
+/* Do the symlinks sname (in spfd) and tname (in tpfd) hold the same text? */
+static bool
+rs_same_link(struct rs_ctx *c, int spfd, const char *sname, int tpfd,
+    const char *tname)
+{
+	ssize_t a, b;
+
+	if ((a = readlinkat(spfd, sname, c->buf, RS_COPY_BUF)) == -1 ||
+	    (b = readlinkat(tpfd, tname, c->buf2, RS_COPY_BUF)) == -1)
+		return false;
+	return a == b && a < RS_COPY_BUF && memcmp(c->buf, c->buf2,
+	    (size_t)a) == 0;
 }
 
 static mode_t
@@ -1023,23 +1094,253 @@ rs_mode(const struct rs_ctx *c, mode_t m)
 	return m;
 }
 
+/* ---- extended attributes ---- */
+
+static bool
+rs_xattr_priv(const char *name)
+{
+	return strncmp(name, "security.", 9) == 0 ||
+	    strncmp(name, "trusted.", 8) == 0;
+}
+
+/* Would this restore set the xattr name? */
+static bool
+rs_xattr_wanted(const struct rs_ctx *c, const char *name)
+{
+	return c->root || !rs_xattr_priv(name);
+}
+
 /*
- * Write the backup entry name (in spfd, stat sst) as tname in tpfd through
- * a temp file renamed over it.  rmdir_first: an empty folder is in the way
- * (overwrite).  On failure returns -1 with *what and errno.
+ * Copy the xattrs of the backup entry sfd to the target tfd (dtgt: its
+ * escaped display).  A target without xattrs, and privileged ones that
+ * this restore may not set, give one message per run; other failures are
+ * errors of that target.
+ */
+static void
+rs_copy_xattrs(struct rs_ctx *c, int sfd, int tfd, const char *dtgt)
+{
+	char *names = NULL, *p, *dn = NULL;
+	void *val = NULL;
+	size_t len = 0, vlen;
+
+	if (plat_xattr_list(sfd, &names, &len) == -1) {
+		if (errno != ENOTSUP && errno != EOPNOTSUPP)
+			rs_fail(c, "%s: cannot list the extended attributes of "
+			    "the backup copy: %s", dtgt, strerror(errno));
+		return;
+	}
+	for (p = names; p != NULL && p < names + len; p += strlen(p) + 1) {
+		if (*p == '\0')
+			continue;
+		free(dn);
+		if ((dn = log_escape(p)) == NULL)
+			break;
+		free(val);
+		val = NULL;
+		if (!rs_xattr_wanted(c, p)) {
+			if (!c->warned_xattr_priv)
+				rs_note(c, "%s: extended attributes such as %s "
+				    "are restored only when restore runs as "
+				    "root; left out", dtgt, dn);
+			c->warned_xattr_priv = true;
+		} else if (plat_xattr_get(sfd, p, &val, &vlen) == -1) {
+			if (errno != ENODATA)
+				rs_fail(c, "%s: cannot read extended attribute "
+				    "%s of the backup copy: %s", dtgt, dn,
+				    strerror(errno));
+		} else if (plat_xattr_set(tfd, p, val, vlen) == -1) {
+			if (errno == ENOTSUP || errno == EOPNOTSUPP) {
+				if (!c->warned_xattr_nosup)
+					rs_note(c, "%s: the target filesystem "
+					    "does not support extended "
+					    "attribute %s (or ACLs); such "
+					    "attributes are not restored", dtgt,
+					    dn);
+				c->warned_xattr_nosup = true;
+			} else if ((errno == EPERM || errno == EACCES) &&
+			    rs_xattr_priv(p)) {
+				if (!c->warned_xattr_priv)
+					rs_note(c, "%s: extended attribute %s "
+					    "needs privileges this restore "
+					    "lacks; left out", dtgt, dn);
+				c->warned_xattr_priv = true;
+			} else
+				rs_fail(c, "%s: cannot set extended attribute "
+				    "%s: %s", dtgt, dn, strerror(errno));
+		}
+	}
+	free(dn);
+	free(val);
+	free(names);
+}
+
+/*
+ * Do sfd and tfd carry the same xattrs, among those restore would set?  A
+ * target that cannot have xattrs counts as the same: there is nothing a
+ * restore could change.
+ */
+static bool
+rs_xattrs_same(const struct rs_ctx *c, int sfd, int tfd)
+{
+	char *sn = NULL, *tn = NULL, *p;
+	void *sv = NULL, *tv = NULL;
+	size_t sl = 0, tl = 0, svl, tvl, ns = 0, nt = 0;
+	bool same = false;
+
+	if (plat_xattr_list(tfd, &tn, &tl) == -1)
+		return errno == ENOTSUP || errno == EOPNOTSUPP;
+	if (plat_xattr_list(sfd, &sn, &sl) == -1 && errno != ENOTSUP &&
+	    errno != EOPNOTSUPP)
+		goto out;
+	for (p = tn; p != NULL && p < tn + tl; p += strlen(p) + 1)
+		if (*p != '\0' && rs_xattr_wanted(c, p))
+			nt++;
+	for (p = sn; p != NULL && p < sn + sl; p += strlen(p) + 1) {
+		if (*p == '\0' || !rs_xattr_wanted(c, p))
+			continue;
+		ns++;
+		if (plat_xattr_get(sfd, p, &sv, &svl) == -1 ||
+		    plat_xattr_get(tfd, p, &tv, &tvl) == -1 || svl != tvl ||
+		    (svl > 0 && memcmp(sv, tv, svl) != 0))
+			goto out;
+		free(sv);
+		free(tv);
+		sv = tv = NULL;
+	}
+	same = ns == nt;
+out:
+	free(sn);
+	free(tn);
+	free(sv);
+	free(tv);
+	return same;
+}
+
+/* ---- hard-link groups ---- */
+
+static size_t
+rs_ghash(int place, dev_t dev, ino_t ino)
+{
+	uint64_t h;
+
+	h = (uint64_t)ino * 0x9e3779b97f4a7c15ULL;
+	h ^= ((uint64_t)dev + (uint64_t)(place + 2)) * 0xc2b2ae3d27d4eb4fULL;
+	h ^= h >> 29;
+	return (size_t)h;
+}
+
+/* The link group of the backup file sst read from place, made when new.
+ * -1 on ENOMEM. */
+static int
+rs_group_get(struct rs_ctx *c, int place, const struct stat *sst, size_t *gi)
+{
+	struct rs_group *ng, *g;
+	size_t *nt, ncap, i, k, mask;
+
+	if ((c->ngroups + 1) * 2 > c->gcap) {
+		ncap = c->gcap != 0 ? c->gcap * 2 : 64;
+		/* groups grow with the table: half its size is enough */
+		if ((ng = reallocarray(c->groups, ncap / 2,
+		    sizeof *ng)) == NULL)
+			return -1;
+		c->groups = ng;
+		if ((nt = calloc(ncap, sizeof *nt)) == NULL)
+			return -1;
+		for (i = 0; i < c->ngroups; i++) {
+			g = &c->groups[i];
+			for (k = rs_ghash(g->place, g->sdev, g->sino) &
+			    (ncap - 1); nt[k] != 0; k = (k + 1) & (ncap - 1))
+				;
+			nt[k] = i + 1;
+		}
+		free(c->gtab);
+		c->gtab = nt;
+		c->gcap = ncap;
+	}
+	mask = c->gcap - 1;
+	for (k = rs_ghash(place, sst->st_dev, sst->st_ino) & mask;
+	    c->gtab[k] != 0; k = (k + 1) & mask) {
+		g = &c->groups[c->gtab[k] - 1];
+		if (g->place == place && g->sdev == sst->st_dev &&
+		    g->sino == sst->st_ino) {
+			*gi = c->gtab[k] - 1;
+			return 0;
+		}
+	}
+	g = &c->groups[c->ngroups];
+	memset(g, 0, sizeof *g);
+	g->place = place;
+	g->sdev = sst->st_dev;
+	g->sino = sst->st_ino;
+	g->state = RS_G_NONE;
+	c->gtab[k] = c->ngroups + 1;
+	*gi = c->ngroups++;
+	return 0;
+}
+
+/* Make the target trel of unit (dev, ino) the first name of group gi. */
+static int
+rs_group_lead(struct rs_ctx *c, size_t gi, enum rs_gstate state, size_t unit,
+    const char *trel, dev_t dev, ino_t ino)
+{
+	struct rs_group *g = &c->groups[gi];
+	char *s;
+
+	if ((s = strdup(trel)) == NULL)
+		return -1;
+	free(g->trel);
+	g->trel = s;
+	g->unit = unit;
+	g->tdev = dev;
+	g->tino = ino;
+	g->state = state;
+	return 0;
+}
+
+/* ---- writing one target ---- */
+
+/* A place's root: the destination, or a versions stamp.  -1 with errno. */
+static int
+rs_open_place(struct rs_ctx *c, int place)
+{
+	if (place == RS_PLACE_DEST)
+		return fcntl(c->destfd, F_DUPFD_CLOEXEC, 0);
+	return openat(c->versfd, c->ev[place].name, O_RDONLY | O_DIRECTORY |
+	    O_NOFOLLOW | O_CLOEXEC);
+}
+
+static void
+rs_fail_write(struct rs_ctx *c, const char *dtgt, const char *what, int e)
+{
+	rs_fail(c, "%s: %s: %s%s", dtgt, what, strerror(e),
+	    e == ENOSPC || e == EDQUOT ? " (hint: free space there, or "
+	    "restore with --to DIR elsewhere)" :
+	    e == EACCES || e == EPERM ? " (hint: restore runs as you; use "
+	    "--to DIR for a folder you may write)" :
+	    e == ENOTEMPTY ? " (hint: move the folder away)" : "");
+}
+
+/*
+ * Make a complete temp copy, in the folder dfd, of the backup entry: a
+ * symlink (sname in spfd) or a file (open as in): content, owner, xattrs,
+ * mode, mtime; not flushed.  tmp gets its name, *tst (files, may be NULL)
+ * its stat.  With outfd (files) the temp stays open there for the caller.
+ * On failure returns -1 with *what and errno and leaves no temp behind.
  */
 static int
-rs_write(struct rs_ctx *c, int spfd, const char *name, const struct stat *sst,
-    int tpfd, const char *tname, bool rmdir_first, const char **what)
+rs_fill(struct rs_ctx *c, int in, int spfd, const char *sname,
+    const struct stat *sst, int dfd, char *tmp, size_t tmpsz,
+    const char *dtgt, struct stat *tst, int *outfd, const char **what)
 {
-	char tmp[64], *link = NULL;
 	struct timespec ts[2];
-	struct stat st;
+	char *link = NULL;
 	ssize_t n;
 	size_t cap;
-	int in = -1, out = -1, rc = -1, e = 0;
+	int out = -1, rc = -1, e;
 	bool made = false;
 
+	if (outfd != NULL)
+		*outfd = -1;
 	ts[0].tv_sec = 0;
 	ts[0].tv_nsec = UTIME_OMIT;
 	ts[1] = sst->st_mtim;
@@ -1050,7 +1351,7 @@ rs_write(struct rs_ctx *c, int spfd, const char *name, const struct stat *sst,
 			free(link);
 			if ((link = malloc(cap)) == NULL)
 				goto out;
-			if ((n = readlinkat(spfd, name, link, cap)) == -1)
+			if ((n = readlinkat(spfd, sname, link, cap)) == -1)
 				goto out;
 			if ((size_t)n < cap) {
 				link[n] = '\0';
@@ -1058,79 +1359,359 @@ rs_write(struct rs_ctx *c, int spfd, const char *name, const struct stat *sst,
 			}
 		}
 		*what = "cannot create the symlink";
-		if (rs_tmp_create(c, tpfd, tmp, sizeof tmp, link) == -1)
+		if (rs_tmp_create(c, dfd, tmp, tmpsz, link) == -1)
 			goto out;
 		made = true;
-		if (c->chown && fchownat(tpfd, tmp, sst->st_uid, sst->st_gid,
-		    AT_SYMLINK_NOFOLLOW) == -1) {
-			*what = "cannot set the owner";
+		*what = "cannot set the owner";
+		if (c->chown && fchownat(dfd, tmp, sst->st_uid, sst->st_gid,
+		    AT_SYMLINK_NOFOLLOW) == -1)
 			goto out;
-		}
-		if (utimensat(tpfd, tmp, ts, AT_SYMLINK_NOFOLLOW) == -1) {
-			*what = "cannot set the mtime";
+		*what = "cannot set the mtime";
+		if (utimensat(dfd, tmp, ts, AT_SYMLINK_NOFOLLOW) == -1)
 			goto out;
-		}
 	} else {
-		*what = "cannot open the backup copy";
-		if ((in = openat(spfd, name, O_RDONLY | O_NOFOLLOW |
-		    O_CLOEXEC | O_NOCTTY | O_NONBLOCK)) == -1)
-			goto out;
-		if (fstat(in, &st) == -1)
-			goto out;
-		if (!S_ISREG(st.st_mode)) {
-			errno = EINVAL;
-			goto out;
-		}
 		*what = "cannot create a temp file";
-		if ((out = rs_tmp_create(c, tpfd, tmp, sizeof tmp,
-		    NULL)) == -1)
+		if ((out = rs_tmp_create(c, dfd, tmp, tmpsz, NULL)) == -1)
 			goto out;
 		made = true;
 		*what = "cannot copy";
-		if (rs_copy_sparse(in, out, st.st_size) == -1)
+		if (rs_copy_sparse(c, in, out, sst->st_size) == -1)
 			goto out;
-		c->res->bytes += (uint64_t)st.st_size;
+		c->res->bytes += (uint64_t)sst->st_size;
+		/* owner first: chown clears security.capability */
 		*what = "cannot set the owner";
 		if (c->chown && fchown(out, sst->st_uid, sst->st_gid) == -1)
 			goto out;
+		rs_copy_xattrs(c, in, out, dtgt);
+		/* mode after xattrs: it sets an ACL's mask as backed up */
 		*what = "cannot set the mode";
 		if (fchmod(out, rs_mode(c, sst->st_mode)) == -1)
 			goto out;
 		*what = "cannot set the mtime";
 		if (futimens(out, ts) == -1)
 			goto out;
-		*what = "cannot flush";
-		if (fsync(out) == -1)
+		if (tst != NULL && fstat(out, tst) == -1)
 			goto out;
 	}
-	if (rmdir_first && unlinkat(tpfd, tname, AT_REMOVEDIR) == -1 &&
-	    errno != ENOENT) {
-		*what = "cannot remove the folder in the way";
-		goto out;
-	}
-	*what = "cannot rename into place";
-	if (renameat(tpfd, tmp, tpfd, tname) == -1)
-		goto out;
-	made = false;
-	*what = "cannot flush the folder";
-	if (fsync(tpfd) == -1 && errno != EINVAL)
-		goto out;
 	rc = 0;
 out:
-	if (rc == -1)
+	e = errno;
+	if (out != -1 && (rc == -1 || outfd == NULL)) {
+		if (close(out) == -1 && rc == 0) {
+			*what = "cannot write";
+			e = errno;
+			rc = -1;
+		}
+		out = -1;
+	}
+	if (rc == -1 && made)
+		unlinkat(dfd, tmp, 0);
+	if (rc == 0 && outfd != NULL)
+		*outfd = out;
+	free(link);
+	errno = e;
+	return rc;
+}
+
+/* ---- the batch ---- */
+
+/* Add the target folder fd (taken over: kept or closed) to the batch. */
+static int
+rs_batch_dir(struct rs_ctx *c, int fd, size_t unit, const char *trel,
+    size_t tdl, size_t *di)
+{
+	struct rs_bdir *nv, *d;
+	struct stat st;
+	size_t i, ncap;
+
+	if (fstat(fd, &st) == -1)
+		goto fail;
+	for (i = c->nbdirs; i-- > 0;) {
+		if (c->bdirs[i].dev == st.st_dev &&
+		    c->bdirs[i].ino == st.st_ino) {
+			close(fd);
+			*di = i;
+			return 0;
+		}
+	}
+	if (c->nbdirs == c->capbdirs) {
+		ncap = c->capbdirs != 0 ? c->capbdirs * 2 : 16;
+		if ((nv = reallocarray(c->bdirs, ncap, sizeof *nv)) == NULL)
+			goto fail;
+		c->bdirs = nv;
+		c->capbdirs = ncap;
+	}
+	d = &c->bdirs[c->nbdirs];
+	memset(d, 0, sizeof *d);
+	if ((d->trel = strndup(trel, tdl)) == NULL)
+		goto fail;
+	d->fd = fd;
+	d->dev = st.st_dev;
+	d->ino = st.st_ino;
+	d->unit = unit;
+	*di = c->nbdirs++;
+	return 0;
+fail:
+	close(fd);
+	return -1;
+}
+
+static int
+rs_batch_push(struct rs_ctx *c, const struct rs_item *it)
+{
+	struct rs_item *nv;
+	size_t ncap;
+
+	if (c->nitems == c->capitems) {
+		ncap = c->capitems != 0 ? c->capitems * 2 : 64;
+		if ((nv = reallocarray(c->items, ncap, sizeof *nv)) == NULL)
+			return -1;
+		c->items = nv;
+		c->capitems = ncap;
+	}
+	c->items[c->nitems++] = *it;
+	return 0;
+}
+
+static void
+rs_item_clear(struct rs_item *it)
+{
+	free(it->tname);
+	free(it->dtgt);
+	free(it->src);
+	free(it->trel);
+	memset(it, 0, sizeof *it);
+}
+
+/* Rename a finished temp into place. */
+static void
+rs_commit_copy(struct rs_ctx *c, struct rs_item *it)
+{
+	struct rs_bdir *d = &c->bdirs[it->dir];
+	const char *what = "cannot flush";
+	int fd, e, rc = -1;
+
+	if (d->syncerr != 0 && it->isfile) {
+		/* syncfs failed: this temp on its own, then */
+		if ((fd = openat(d->fd, it->tmp, O_RDONLY | O_NOFOLLOW |
+		    O_NONBLOCK | O_CLOEXEC)) == -1)
+			goto out;
+		if (fsync(fd) == -1) {
+			e = errno;
+			close(fd);
+			errno = e;
+			goto out;
+		}
+		close(fd);
+	}
+	what = "cannot remove the folder in the way";
+	if (it->rmdir_first && unlinkat(d->fd, it->tname, AT_REMOVEDIR) ==
+	    -1 && errno != ENOENT)
+		goto out;
+	what = "cannot rename into place";
+	if (renameat(d->fd, it->tmp, d->fd, it->tname) == -1)
+		goto out;
+	d->touched = true;
+	c->res->files_restored++;
+	rc = 0;
+out:
+	if (it->leader)
+		c->groups[it->group].state = rc == 0 ? RS_G_READY : RS_G_NONE;
+	if (rc == -1) {
 		e = errno;
+		unlinkat(d->fd, it->tmp, 0);
+		rs_fail_write(c, it->dtgt, what, e);
+	}
+}
+
+/* Hard-link it's target to the first name of its group.  -1 with errno
+ * when that is not possible. */
+static int
+rs_link(struct rs_ctx *c, struct rs_item *it)
+{
+	const struct rs_group *g = &c->groups[it->group];
+	struct rs_bdir *d = &c->bdirs[it->dir];
+	const char *lname;
+	struct stat st;
+	char tmp[64];
+	size_t ldl, faillen;
+	int lfd = -1, ferr, e, rc = -1;
+	bool made = false;
+
+	lname = rs_split(g->trel, &ldl);
+	if (rs_walk(c->units[g->unit].tfd, g->trel, ldl, false, &lfd,
+	    &faillen, &ferr) != 0) {
+		errno = ferr != 0 ? ferr : ENOENT;
+		goto out;
+	}
+	/* still the file restore put there? */
+	if (fstatat(lfd, lname, &st, AT_SYMLINK_NOFOLLOW) == -1)
+		goto out;
+	if (!S_ISREG(st.st_mode) || st.st_dev != g->tdev ||
+	    st.st_ino != g->tino) {
+		errno = ESTALE;
+		goto out;
+	}
+	if (rs_tmp_link(c, lfd, lname, d->fd, tmp, sizeof tmp) == -1)
+		goto out;
+	made = true;
+	if (fstatat(d->fd, tmp, &st, AT_SYMLINK_NOFOLLOW) == -1)
+		goto out;
+	if (st.st_dev != g->tdev || st.st_ino != g->tino) {
+		errno = ESTALE;
+		goto out;
+	}
+	if (it->rmdir_first && unlinkat(d->fd, it->tname, AT_REMOVEDIR) ==
+	    -1 && errno != ENOENT)
+		goto out;
+	if (renameat(d->fd, tmp, d->fd, it->tname) == -1)
+		goto out;
+	/* a rename onto another name of the same file keeps both names */
+	if (fstatat(d->fd, tmp, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		unlinkat(d->fd, tmp, 0);
+	made = false;
+	rc = 0;
+out:
+	e = errno;
+	if (made)
+		unlinkat(d->fd, tmp, 0);
+	if (lfd != -1)
+		close(lfd);
+	errno = e;
+	return rc;
+}
+
+/* A group member that cannot be linked gets its own copy, made durable on
+ * its own (it is rare). */
+static void
+rs_copy_now(struct rs_ctx *c, struct rs_item *it)
+{
+	struct rs_bdir *d = &c->bdirs[it->dir];
+	const char *sname, *what = "cannot open the backup copy";
+	struct stat sst, tst;
+	char tmp[64];
+	size_t sdl, faillen;
+	int base = -1, spfd = -1, in = -1, out = -1, ferr, e, rc = -1;
+	bool made = false;
+
+	if ((base = rs_open_place(c, it->place)) == -1)
+		goto out;
+	sname = rs_split(it->src, &sdl);
+	if (rs_walk(base, it->src, sdl, false, &spfd, &faillen, &ferr) != 0) {
+		errno = ferr != 0 ? ferr : ENOENT;
+		goto out;
+	}
+	if ((in = openat(spfd, sname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC |
+	    O_NOCTTY | O_NONBLOCK)) == -1 || fstat(in, &sst) == -1)
+		goto out;
+	if (!S_ISREG(sst.st_mode)) {
+		errno = EINVAL;
+		goto out;
+	}
+	if (rs_fill(c, in, spfd, sname, &sst, d->fd, tmp, sizeof tmp,
+	    it->dtgt, &tst, &out, &what) == -1)
+		goto out;
+	made = true;
+	what = "cannot flush";
+	if (fsync(out) == -1)
+		goto out;
+	what = "cannot remove the folder in the way";
+	if (it->rmdir_first && unlinkat(d->fd, it->tname, AT_REMOVEDIR) ==
+	    -1 && errno != ENOENT)
+		goto out;
+	what = "cannot rename into place";
+	if (renameat(d->fd, tmp, d->fd, it->tname) == -1)
+		goto out;
+	made = false;
+	d->touched = true;
+	c->res->files_restored++;
+	if (c->groups[it->group].state != RS_G_READY)
+		(void)rs_group_lead(c, it->group, RS_G_READY, it->unit,
+		    it->trel, tst.st_dev, tst.st_ino);
+	rc = 0;
+out:
+	e = errno;
+	if (made)
+		unlinkat(d->fd, tmp, 0);
 	if (out != -1 && close(out) == -1 && rc == 0) {
 		e = errno;
+		what = "cannot write";
 		rc = -1;
 	}
 	if (in != -1)
 		close(in);
-	if (made)
-		unlinkat(tpfd, tmp, 0);
-	free(link);
+	if (spfd != -1)
+		close(spfd);
+	if (base != -1)
+		close(base);
 	if (rc == -1)
-		errno = e;
-	return rc;
+		rs_fail_write(c, it->dtgt, what, e);
+}
+
+static void
+rs_commit_link(struct rs_ctx *c, struct rs_item *it)
+{
+	int e = ENOENT;
+
+	if (c->groups[it->group].state == RS_G_READY) {
+		if (rs_link(c, it) == 0) {
+			c->bdirs[it->dir].touched = true;
+			c->res->files_restored++;
+			return;
+		}
+		e = errno;
+	}
+	rs_line(c, "copy %s: no hard link possible (%s)", it->dtgt,
+	    strerror(e));
+	rs_copy_now(c, it);
+}
+
+/*
+ * Finish the batch: one syncfs per filesystem makes every temp durable;
+ * then, in order (a group's first name before its links), each target goes
+ * into place; then each folder renamed into is fsync'd once.
+ */
+static void
+rs_flush(struct rs_ctx *c)
+{
+	struct rs_bdir *d;
+	struct rs_item *it;
+	size_t i, j;
+	char *disp;
+	int e;
+
+	for (i = 0; i < c->nbdirs; i++) {
+		for (j = 0; j < i && c->bdirs[j].dev != c->bdirs[i].dev; j++)
+			;
+		if (j < i)
+			c->bdirs[i].syncerr = c->bdirs[j].syncerr;
+		else if (plat_syncfs(c->bdirs[i].fd) == -1)
+			c->bdirs[i].syncerr = errno != 0 ? errno : EIO;
+	}
+	for (i = 0; i < c->nitems; i++) {
+		it = &c->items[i];
+		if (it->kind == RS_IT_COPY)
+			rs_commit_copy(c, it);
+		else
+			rs_commit_link(c, it);
+		rs_item_clear(it);
+	}
+	for (i = 0; i < c->nbdirs; i++) {
+		d = &c->bdirs[i];
+		if (d->touched && fsync(d->fd) == -1 && errno != EINVAL) {
+			e = errno;
+			disp = rs_disp(c->units[d->unit].troot, d->trel, NULL);
+			rs_fail(c, "%s: cannot flush the folder: %s (what was "
+			    "restored into it may not survive a crash)", disp,
+			    strerror(e));
+			free(disp);
+		}
+		close(d->fd);
+		free(d->trel);
+	}
+	c->nitems = 0;
+	c->nbdirs = 0;
+	c->bbytes = 0;
 }
 
 static const char *
@@ -1161,9 +1742,51 @@ rs_tscmp(const struct timespec *a, const struct timespec *b)
 	return 0;
 }
 
+/*
+ * Is the target (tname in tpfd, stat tst, same type) already what the
+ * backup entry (in / sname in spfd, stat sst) would make it?  The rule is
+ * in the header comment: size, mtime, content, mode, owner, xattrs, and
+ * for a link group member, the group's inode.
+ */
+static bool
+rs_unchanged(struct rs_ctx *c, size_t gi, int in, int spfd,
+    const char *sname, const struct stat *sst, int tpfd, const char *tname,
+    const struct stat *tst)
+{
+	const struct rs_group *g;
+	struct stat st;
+	int tfd = -1;
+	bool same = false;
+
+	if (gi != SIZE_MAX) {
+		g = &c->groups[gi];
+		if (g->state != RS_G_NONE)
+			return g->tdev == tst->st_dev && g->tino == tst->st_ino;
+	}
+	if (tst->st_size != sst->st_size ||
+	    rs_tscmp(&tst->st_mtim, &sst->st_mtim) != 0)
+		return false;
+	if (S_ISLNK(sst->st_mode))
+		return rs_same_link(c, spfd, sname, tpfd, tname);
+	if ((tst->st_mode & 07777) != rs_mode(c, sst->st_mode) ||
+	    (c->chown && (tst->st_uid != sst->st_uid ||
+	    tst->st_gid != sst->st_gid)))
+		return false;
+	if ((tfd = openat(tpfd, tname, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+	    O_NOCTTY | O_CLOEXEC)) == -1 || fstat(tfd, &st) == -1 ||
+	    st.st_dev != tst->st_dev || st.st_ino != tst->st_ino)
+		goto out;
+	same = rs_same_content(c, in, tfd, sst->st_size) == 1 &&
+	    rs_xattrs_same(c, in, tfd);
+out:
+	if (tfd != -1)
+		close(tfd);
+	return same;
+}
+
 static int
-rs_addfix(struct rs_ctx *c, size_t unit, const char *trel,
-    const struct stat *sst)
+rs_addfix(struct rs_ctx *c, size_t unit, const char *trel, int place,
+    const char *src, const struct stat *sst)
 {
 	struct rs_dirfix *nv, *f;
 
@@ -1171,9 +1794,14 @@ rs_addfix(struct rs_ctx *c, size_t unit, const char *trel,
 		return -1;
 	c->fix = nv;
 	f = &c->fix[c->nfix];
-	if ((f->trel = strdup(trel)) == NULL)
+	memset(f, 0, sizeof *f);
+	if ((f->trel = strdup(trel)) == NULL ||
+	    (f->src = strdup(src)) == NULL) {
+		free(f->trel);
 		return -1;
+	}
 	f->unit = unit;
+	f->place = place;
 	f->mode = sst->st_mode;
 	f->mtime = sst->st_mtim;
 	f->uid = sst->st_uid;
@@ -1184,33 +1812,37 @@ rs_addfix(struct rs_ctx *c, size_t unit, const char *trel,
 
 /*
  * Restore one candidate p (dest-relative) of unit u, from the current
- * destination or from stamp ev[stamp].  Per-file problems go to messages;
- * returns -1 only on ENOMEM.
+ * destination or from stamp ev[stamp]: checked here, written to a temp (or
+ * planned as a hard link) and queued in the batch.  Per-file problems go
+ * to messages; returns -1 only on ENOMEM.
  */
 static int
 rs_one(struct rs_ctx *c, size_t u, const char *p, enum rs_kind kind,
     size_t stamp)
 {
 	struct rs_unit *un = &c->units[u];
+	struct rs_item it;
+	const struct rs_group *g = NULL;
 	const char *trel, *sname, *tname, *what;
-	char *vroot = NULL, *dsrc = NULL, *dtgt = NULL;
-	struct stat sst, tst;
-	size_t plen = strlen(un->dprefix), sdl, tdl, faillen;
-	int basefd = -1, spfd = -1, tpfd = -1, r, ferr, rc = -1;
-	bool texists = false, rmdir_first = false;
+	char *vroot = NULL, *dsrc = NULL, *dtgt = NULL, *dlead = NULL;
+	struct stat sst, tst, fst;
+	size_t plen = strlen(un->dprefix), sdl, tdl, faillen, gi = SIZE_MAX;
+	size_t di;
+	int place = kind == RS_VERSION ? (int)stamp : RS_PLACE_DEST;
+	int basefd = -1, spfd = -1, tpfd = -1, in = -1, r, ferr, rc = -1;
+	bool texists = false, rmdir_first = false, link = false;
 
+	memset(&it, 0, sizeof it);
 	if (plen == 0)
 		trel = p;
 	else
 		trel = p[plen] == '/' ? p + plen + 1 : p + plen;
-	if (kind == RS_VERSION) {
-		if (asprintf(&vroot, "%s/.vigil/versions/%s", c->dest,
-		    c->ev[stamp].name) == -1)
-			goto out;
-		basefd = openat(c->versfd, c->ev[stamp].name, O_RDONLY |
-		    O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	} else
-		basefd = fcntl(c->destfd, F_DUPFD_CLOEXEC, 0);
+	if (kind == RS_VERSION && asprintf(&vroot, "%s/.vigil/versions/%s",
+	    c->dest, c->ev[stamp].name) == -1) {
+		vroot = NULL;
+		goto out;
+	}
+	basefd = rs_open_place(c, place);
 	dsrc = rs_disp(vroot != NULL ? vroot : c->dest, p, NULL);
 	dtgt = rs_disp(un->troot, trel, NULL);
 	if (basefd == -1) {
@@ -1248,6 +1880,29 @@ rs_one(struct rs_ctx *c, size_t u, const char *p, enum rs_kind kind,
 			    dsrc, rs_typename(sst.st_mode), dtgt);
 		rc = 0;
 		goto out;
+	}
+	if (S_ISREG(sst.st_mode)) {
+		/* read once, through this fd, from here on */
+		if ((in = openat(spfd, sname, O_RDONLY | O_NOFOLLOW |
+		    O_CLOEXEC | O_NOCTTY | O_NONBLOCK)) == -1 ||
+		    fstat(in, &sst) == -1) {
+			rs_fail(c, "%s: cannot open the backup copy: %s", dsrc,
+			    strerror(errno));
+			rc = 0;
+			goto out;
+		}
+		if (!S_ISREG(sst.st_mode)) {
+			rs_fail(c, "%s: the backup copy changed while restore "
+			    "read it (hint: wait for the job's run to end and "
+			    "restore again)", dsrc);
+			rc = 0;
+			goto out;
+		}
+		if (sst.st_nlink > 1) {
+			if (rs_group_get(c, place, &sst, &gi) == -1)
+				goto out;
+			g = &c->groups[gi];
+		}
 	}
 
 	/* the target's folder */
@@ -1298,7 +1953,7 @@ rs_one(struct rs_ctx *c, size_t u, const char *p, enum rs_kind kind,
 			rc = 0;
 			goto out;
 		}
-		rc = rs_addfix(c, u, trel, &sst);
+		rc = rs_addfix(c, u, trel, place, p, &sst);
 		goto out;
 	}
 
@@ -1321,10 +1976,14 @@ rs_one(struct rs_ctx *c, size_t u, const char *p, enum rs_kind kind,
 			goto out;
 		}
 	} else if (texists) {
-		if (tst.st_size == sst.st_size &&
-		    rs_tscmp(&tst.st_mtim, &sst.st_mtim) == 0) {
+		if (rs_unchanged(c, gi, in, spfd, sname, &sst, tpfd, tname,
+		    &tst)) {
 			c->res->files_unchanged++;
 			rs_line(c, "unchanged %s", dtgt);
+			if (g != NULL && g->state == RS_G_NONE &&
+			    rs_group_lead(c, gi, RS_G_READY, u, trel,
+			    tst.st_dev, tst.st_ino) == -1)
+				goto out;
 			rc = 0;
 			goto out;
 		}
@@ -1339,29 +1998,85 @@ rs_one(struct rs_ctx *c, size_t u, const char *p, enum rs_kind kind,
 		}
 	}
 
-	rs_line(c, "restore %s -> %s", dsrc, dtgt);
+	/* a later name of a link group: linked if on the same filesystem */
+	link = g != NULL && g->state != RS_G_NONE;
+	if (link && tpfd != -1 && g->tdev != 0 && fstat(tpfd, &fst) == 0 &&
+	    fst.st_dev != g->tdev)
+		link = false;
+	if (link) {
+		dlead = rs_disp(c->units[g->unit].troot, g->trel, NULL);
+		rs_line(c, "restore %s -> %s (hard link to %s)", dsrc, dtgt,
+		    dlead);
+	} else
+		rs_line(c, "restore %s -> %s", dsrc, dtgt);
 	if (c->o->dry_run) {
 		c->res->files_restored++;
-		if (S_ISREG(sst.st_mode))
+		if (S_ISREG(sst.st_mode) && !link)
 			c->res->bytes += (uint64_t)sst.st_size;
+		if (g != NULL && g->state == RS_G_NONE &&
+		    rs_group_lead(c, gi, RS_G_READY, u, trel, 0, 0) == -1)
+			goto out;
 		rc = 0;
 		goto out;
 	}
-	if (rs_write(c, spfd, sname, &sst, tpfd, tname, rmdir_first,
-	    &what) == -1) {
-		ferr = errno;
-		rs_fail(c, "%s: %s: %s%s", dtgt, what, strerror(ferr),
-		    ferr == ENOSPC || ferr == EDQUOT ? " (hint: free space "
-		    "there, or restore with --to DIR elsewhere)" :
-		    ferr == EACCES || ferr == EPERM ? " (hint: restore runs "
-		    "as you; use --to DIR for a folder you may write)" :
-		    ferr == ENOTEMPTY ? " (hint: move the folder away)" : "");
+
+	/* into the batch */
+	r = rs_batch_dir(c, tpfd, u, trel, tdl, &di);
+	tpfd = -1;
+	if (r == -1) {
+		rs_fail(c, "%s: %s", dtgt, strerror(errno));
 		rc = 0;
 		goto out;
 	}
-	c->res->files_restored++;
+	it.dir = di;
+	it.group = gi;
+	it.unit = u;
+	it.rmdir_first = rmdir_first;
+	it.isfile = S_ISREG(sst.st_mode);
+	it.place = place;
+	if ((it.tname = strdup(tname)) == NULL ||
+	    (it.trel = strdup(trel)) == NULL)
+		goto out;
+	it.dtgt = dtgt;
+	dtgt = NULL;
+	if (link) {
+		it.kind = RS_IT_LINK;
+		if ((it.src = strdup(p)) == NULL)
+			goto out;
+	} else {
+		it.kind = RS_IT_COPY;
+		if (rs_fill(c, in, spfd, sname, &sst, c->bdirs[di].fd, it.tmp,
+		    sizeof it.tmp, it.dtgt, &fst, NULL, &what) == -1) {
+			rs_fail_write(c, it.dtgt, what, errno);
+			rc = 0;
+			goto out;
+		}
+		if (it.isfile)
+			c->bbytes += (uint64_t)sst.st_size;
+		if (g != NULL && g->state == RS_G_NONE) {
+			it.leader = true;
+			if (rs_group_lead(c, gi, RS_G_PENDING, u, trel,
+			    fst.st_dev, fst.st_ino) == -1) {
+				unlinkat(c->bdirs[di].fd, it.tmp, 0);
+				goto out;
+			}
+		}
+	}
+	if (rs_batch_push(c, &it) == -1) {
+		if (it.kind == RS_IT_COPY)
+			unlinkat(c->bdirs[di].fd, it.tmp, 0);
+		if (it.leader)
+			c->groups[gi].state = RS_G_NONE;
+		goto out;
+	}
+	memset(&it, 0, sizeof it);	/* the batch holds it now */
+	if (c->nitems >= RS_BATCH_FILES || c->bbytes >= RS_BATCH_BYTES)
+		rs_flush(c);
 	rc = 0;
 out:
+	rs_item_clear(&it);
+	if (in != -1)
+		close(in);
 	if (basefd != -1)
 		close(basefd);
 	if (spfd != -1)
@@ -1371,17 +2086,18 @@ out:
 	free(vroot);
 	free(dsrc);
 	free(dtgt);
+	free(dlead);
 	return rc;
 }
 
-/* Folders the restore made: mode, owner, mtime, deepest first. */
+/* Folders the restore made: owner, xattrs, mode, mtime, deepest first. */
 static void
 rs_fix_dirs(struct rs_ctx *c)
 {
 	struct rs_dirfix *f;
 	struct timespec ts[2];
 	size_t i, faillen;
-	int fd, ferr;
+	int fd, base, sfd, ferr;
 	char *d;
 
 	for (i = c->nfix; i-- > 0;) {
@@ -1389,17 +2105,32 @@ rs_fix_dirs(struct rs_ctx *c)
 		if (rs_walk(c->units[f->unit].tfd, f->trel, strlen(f->trel),
 		    false, &fd, &faillen, &ferr) != 0)
 			continue;
+		d = rs_disp(c->units[f->unit].troot, f->trel, NULL);
 		ts[0].tv_sec = 0;
 		ts[0].tv_nsec = UTIME_OMIT;
 		ts[1] = f->mtime;
-		if ((c->chown && fchown(fd, f->uid, f->gid) == -1) ||
-		    fchmod(fd, rs_mode(c, f->mode)) == -1 ||
-		    futimens(fd, ts) == -1) {
-			d = rs_disp(c->units[f->unit].troot, f->trel, NULL);
+		if (c->chown && fchown(fd, f->uid, f->gid) == -1)
+			rs_fail(c, "%s: cannot set the folder's owner: %s", d,
+			    strerror(errno));
+		sfd = -1;
+		if ((base = rs_open_place(c, f->place)) != -1) {
+			if (rs_walk(base, f->src, strlen(f->src), false, &sfd,
+			    &faillen, &ferr) != 0)
+				sfd = -1;
+			close(base);
+		}
+		if (sfd != -1) {
+			rs_copy_xattrs(c, sfd, fd, d);
+			close(sfd);
+		} else
+			rs_fail(c, "%s: cannot read the backup folder's "
+			    "extended attributes (it changed during the "
+			    "restore?)", d);
+		if (fchmod(fd, rs_mode(c, f->mode)) == -1 ||
+		    futimens(fd, ts) == -1)
 			rs_fail(c, "%s: cannot set the folder's mode or "
 			    "mtime: %s", d, strerror(errno));
-			free(d);
-		}
+		free(d);
 		close(fd);
 	}
 }
@@ -1786,6 +2517,10 @@ restore_run(const struct restore_opts *o, struct restore_result *res,
 		goto out;
 	}
 	c.chown = o->keep_owner;
+	c.root = geteuid() == 0;
+	if ((c.buf = malloc(RS_COPY_BUF)) == NULL ||
+	    (c.buf2 = malloc(RS_COPY_BUF)) == NULL)
+		goto nomem;
 	if (o->as_of_run > 0)
 		snprintf(c.asof, sizeof c.asof, " as of run %lld",
 		    (long long)o->as_of_run);
@@ -1875,7 +2610,17 @@ restore_run(const struct restore_opts *o, struct restore_result *res,
 	for (i = 0; i < c.nreqs; i++)
 		if (rs_request(&c, &c.reqs[i]) == -1)
 			goto nomem;
+	rs_flush(&c);
 	rs_fix_dirs(&c);
+	/* folders made and fixed, in the last batch's parents too */
+	for (i = 0; i < c.nunits && !o->dry_run; i++) {
+		if (c.units[i].tfd != -1 && plat_syncfs(c.units[i].tfd) == -1) {
+			d = log_escape(c.units[i].troot);
+			rs_fail(&c, "%s: cannot flush the restored folders: %s",
+			    d != NULL ? d : "?", strerror(errno));
+			free(d);
+		}
+	}
 
 	if (res->errors > 0) {
 		vg_err_set(err, VG_ERR_INVALID, "restore of job %s: %llu "
@@ -1888,6 +2633,7 @@ restore_run(const struct restore_opts *o, struct restore_result *res,
 nomem:
 	vg_err_set(err, VG_ERR_SYS, "restore: out of memory");
 out:
+	rs_flush(&c);	/* what is complete goes into place */
 	if (srcs != NULL)
 		for (i = 0; i < job->sources.n; i++)
 			free(srcs[i]);
@@ -1907,9 +2653,19 @@ out:
 		rs_strv_free(&c.ev[i].versions);
 	}
 	free(c.ev);
-	for (i = 0; i < c.nfix; i++)
+	for (i = 0; i < c.nfix; i++) {
 		free(c.fix[i].trel);
+		free(c.fix[i].src);
+	}
 	free(c.fix);
+	for (i = 0; i < c.ngroups; i++)
+		free(c.groups[i].trel);
+	free(c.groups);
+	free(c.gtab);
+	free(c.items);
+	free(c.bdirs);
+	free(c.buf);
+	free(c.buf2);
 	if (c.versfd != -1)
 		close(c.versfd);
 	if (c.destfd != -1)

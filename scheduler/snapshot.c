@@ -327,6 +327,7 @@ snapshot_make(struct vg_store *st, struct snapshot_set *set, bool btrfs,
 	set->m = nm;
 	m = &set->m[set->nm];
 	memset(m, 0, sizeof(*m));
+	m->btrfs = btrfs;
 	if ((m->origin = strdup(origin)) == NULL) {
 		vg_err_sys(err, "out of memory");
 		return -1;

@@ -272,6 +272,10 @@ vs_walk_dir(struct vs_walk *w, int fd, bool remove_all)
 struct vs_stamp {
 	char	*name;
 	int64_t	 t, id;
+	bool	 has_dir;	/* <stamp>/ is in the area */
+	bool	 has_added;	/* <stamp>.added is */
+	bool	 gone;		/* removed by keep_days */
+	bool	 kept;		/* its folder still holds versions */
 };
 
 static int
@@ -284,34 +288,76 @@ vs_stamp_cmp(const void *a, const void *b)
 		return x->t < y->t ? 1 : -1;
 	if (x->id != y->id)
 		return x->id < y->id ? 1 : -1;
-	return 0;
+	return strcmp(x->name, y->name);
 }
 
 static void
-vs_remove_stamp(struct vs_walk *w, int vfd, const char *name, bool all)
+vs_remove_added(struct vs_walk *w, int vfd, const char *name)
 {
-	int	 fd;
 	char	 added[VERSIONS_STAMP_MAX + 8];
 
-	fd = openat(vfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-	    O_CLOEXEC);
-	if (fd == -1) {
-		vg_err_sys(w->err, "versions: cannot open %s", name);
+	snprintf(added, sizeof(added), "%s.added", name);
+	if (unlinkat(vfd, added, 0) == -1 && errno != ENOENT) {
+		vg_err_sys(w->err, "versions: cannot remove %s", added);
 		w->failed = 1;
-		return;
 	}
-	vs_pop(w, 0);
-	if (vs_walk_dir(w, fd, all))
-		(void)unlinkat(vfd, name, AT_REMOVEDIR);
-	close(fd);
-	if (all) {
-		snprintf(added, sizeof(added), "%s.added", name);
-		if (unlinkat(vfd, added, 0) == -1 && errno != ENOENT) {
-			vg_err_sys(w->err, "versions: cannot remove %s",
-			    added);
+}
+
+/* Walk stamp folder s; all: remove everything.  Sets s->kept. */
+static void
+vs_remove_stamp(struct vs_walk *w, int vfd, struct vs_stamp *s, bool all)
+{
+	int	 fd;
+
+	s->kept = false;
+	if (s->has_dir) {
+		fd = openat(vfd, s->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+		    O_CLOEXEC);
+		if (fd == -1) {
+			vg_err_sys(w->err, "versions: cannot open %s",
+			    s->name);
 			w->failed = 1;
+			s->kept = true;
+		} else {
+			vs_pop(w, 0);
+			if (vs_walk_dir(w, fd, all))
+				(void)unlinkat(vfd, s->name, AT_REMOVEDIR);
+			else
+				s->kept = true;
+			close(fd);
 		}
 	}
+	if (all) {
+		vs_remove_added(w, vfd, s->name);
+		s->gone = true;
+	}
+}
+
+/* The stamp entry for name (a stamp, or a stamp's .added), added when new.
+ * NULL without memory. */
+static struct vs_stamp *
+vs_stamp_get(struct vs_stamp **v, size_t *n, size_t *cap, const char *name,
+    size_t len, int64_t t, int64_t id)
+{
+	struct vs_stamp	*nv;
+	size_t		 i;
+
+	for (i = 0; i < *n; i++)
+		if (strlen((*v)[i].name) == len &&
+		    memcmp((*v)[i].name, name, len) == 0)
+			return &(*v)[i];
+	if (*n == *cap) {
+		*cap = *cap ? *cap * 2 : 32;
+		if ((nv = realloc(*v, *cap * sizeof(*nv))) == NULL)
+			return NULL;
+		*v = nv;
+	}
+	memset(&(*v)[*n], 0, sizeof((*v)[*n]));
+	if (((*v)[*n].name = strndup(name, len)) == NULL)
+		return NULL;
+	(*v)[*n].t = t;
+	(*v)[*n].id = id;
+	return &(*v)[(*n)++];
 }
 
 int
@@ -319,12 +365,14 @@ versions_prune(int dest_fd, const struct versions_policy *p,
     uint64_t *pruned, struct vg_err *err)
 {
 	struct vs_walk	 w;
-	struct vs_stamp	*stamps = NULL, *ns;
-	size_t		 n = 0, cap = 0, i;
+	struct vs_stamp	*stamps = NULL, *sp;
+	size_t		 n = 0, cap = 0, i, len, oldest;
 	DIR		*dp = NULL;
 	struct dirent	*de;
 	int		 vfd = -1, dfd, rc = -1;
 	int64_t		 t, id, now_s;
+	char		 name[VERSIONS_STAMP_MAX];
+	bool		 added, any_kept;
 
 	memset(&w, 0, sizeof(w));
 	w.p = p;
@@ -353,23 +401,25 @@ versions_prune(int dest_fd, const struct versions_policy *p,
 			(void)unlinkat(vfd, de->d_name, 0);
 			continue;
 		}
-		if (versions_stamp_parse(de->d_name, &t, &id) == -1)
+		len = strlen(de->d_name);
+		added = len > 6 && strcmp(de->d_name + len - 6, ".added") == 0;
+		if (added)
+			len -= 6;
+		if (len >= sizeof(name))
 			continue;
-		if (n == cap) {
-			cap = cap ? cap * 2 : 32;
-			if ((ns = realloc(stamps, cap * sizeof(*ns))) == NULL) {
-				vg_err_set(err, VG_ERR_SYS, "out of memory");
-				goto out;
-			}
-			stamps = ns;
-		}
-		if ((stamps[n].name = strdup(de->d_name)) == NULL) {
+		memcpy(name, de->d_name, len);
+		name[len] = '\0';
+		if (versions_stamp_parse(name, &t, &id) == -1)
+			continue;
+		if ((sp = vs_stamp_get(&stamps, &n, &cap, name, len, t,
+		    id)) == NULL) {
 			vg_err_set(err, VG_ERR_SYS, "out of memory");
 			goto out;
 		}
-		stamps[n].t = t;
-		stamps[n].id = id;
-		n++;
+		if (added)
+			sp->has_added = true;
+		else
+			sp->has_dir = true;
 	}
 	if (n > 1)
 		qsort(stamps, n, sizeof(*stamps), vs_stamp_cmp);
@@ -378,11 +428,38 @@ versions_prune(int dest_fd, const struct versions_policy *p,
 	for (i = 0; i < n; i++) {
 		if (p->keep_days > 0 &&
 		    now_s - stamps[i].t > (int64_t)p->keep_days * 86400)
-			vs_remove_stamp(&w, vfd, stamps[i].name, true);
+			vs_remove_stamp(&w, vfd, &stamps[i], true);
 		else if (p->keep_versions > 0)
-			vs_remove_stamp(&w, vfd, stamps[i].name, false);
+			vs_remove_stamp(&w, vfd, &stamps[i], false);
+		else
+			stamps[i].kept = stamps[i].has_dir;
 	}
-	/* Stamps with only a .added list left are kept (see versions.h). */
+	/*
+	 * keep_versions: a stamp's .added list goes with its versions.  It
+	 * is removed when its folder was emptied, or when the stamp is older
+	 * than every stamp that still holds a version (a restore "as of" a
+	 * run that old lacks the versions it would need anyway).  While no
+	 * stamp holds any version (a job that only ever added files), the
+	 * lists stay: they are all a restore "as of" has; keep_days bounds
+	 * them.
+	 */
+	if (p->keep_versions > 0) {
+		any_kept = false;
+		oldest = 0;
+		for (i = 0; i < n; i++) {
+			if (!stamps[i].gone && stamps[i].kept) {
+				any_kept = true;
+				oldest = i;	/* newest first: the last wins */
+			}
+		}
+		for (i = 0; i < n; i++) {
+			if (stamps[i].gone || !stamps[i].has_added)
+				continue;
+			if ((stamps[i].has_dir && !stamps[i].kept) ||
+			    (any_kept && i > oldest))
+				vs_remove_added(&w, vfd, stamps[i].name);
+		}
+	}
 	rc = w.failed ? -1 : 0;
 out:
 	if (pruned)

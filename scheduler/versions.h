@@ -9,8 +9,11 @@
  *   - keep_days D: every stamp older than D days (stamp time against now),
  *     with its .added list;
  *   - keep_versions N: per relpath, only the newest N versions; folders and
- *     stamps left empty are removed (a stamp's .added list stays until
- *     keep_days removes it, since restores "as of" that run need it).
+ *     stamps left empty are removed.  A stamp's .added list is removed
+ *     with the stamp's last version, and when the stamp is older than
+ *     every stamp still holding a version (restores "as of" runs that old
+ *     are incomplete anyway).  While no stamp holds a version at all, the
+ *     lists stay (keep_days bounds them).
  * Names in the area that are not stamps are left alone, except leftover
  * ".vigil-tmp-*" files, which are removed.
  */

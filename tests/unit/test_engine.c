@@ -76,8 +76,11 @@ P(const char *dir, const char *rel)
 	static char	 bufs[8][PATH_MAX];
 	static int	 k;
 	char		*b = bufs[k++ & 7];
+	int		 n;
 
-	snprintf(b, PATH_MAX, "%s/%s", dir, rel);
+	n = snprintf(b, PATH_MAX, "%s/%s", dir, rel);
+	if (n < 0 || n >= PATH_MAX)
+		fail_msg("path too long: %s/%s", dir, rel);
 	return b;
 }
 
