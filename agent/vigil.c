@@ -397,6 +397,21 @@ cli_event_progress(struct cli_progress *cp, json_t *d)
 	cli_progress_cb(&p, cp);
 }
 
+/* Whether an event is about JOB as the user named it: NAME, or
+ * OWNER:NAME as root names another user's job. */
+static bool
+cli_event_is_job(json_t *d, const char *job)
+{
+	const char *name = report_jstr(d, "job");
+	const char *owner = report_jstr(d, "owner");
+	size_t ol = strlen(owner);
+
+	if (strcmp(name, job) == 0)
+		return true;
+	return ol > 0 && strncmp(job, owner, ol) == 0 && job[ol] == ':' &&
+	    strcmp(job + ol + 1, name) == 0;
+}
+
 /* `vigil run` against the service. */
 static int
 cli_run_remote(struct cli *c, const char *job, json_t *params, bool dry,
@@ -436,6 +451,11 @@ cli_run_remote(struct cli *c, const char *job, json_t *params, bool dry,
 	if (!wait) {
 		if (c->json)
 			cli_print_json(res);
+		else if (run_id > 0 && strcmp(report_jstr(res, "status"),
+		    "running") != 0)
+			printf("run %lld ended at once: %s; `vigil log %lld` "
+			    "says why\n", (long long)run_id,
+			    report_jstr(res, "status"), (long long)run_id);
 		else if (run_id > 0)
 			printf("run %lld started; `vigil log %lld` shows it\n",
 			    (long long)run_id, (long long)run_id);
@@ -470,7 +490,7 @@ cli_run_remote(struct cli *c, const char *job, json_t *params, bool dry,
 		d = json_object_get(ev, "data");
 		/* A queued run: its number comes with run-started. */
 		if (run_id <= 0 && strcmp(topic, "run-started") == 0 &&
-		    strcmp(report_jstr(d, "job"), job) == 0)
+		    cli_event_is_job(d, job))
 			run_id = report_jint(d, "run");
 		if (report_jint(d, "run") != run_id) {
 			json_decref(ev);

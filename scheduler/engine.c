@@ -1518,6 +1518,33 @@ eng_open_sources(struct eng_ctx *c, int *sfds, struct stat *sst,
 	return 0;
 }
 
+/*
+ * Remove temp files a killed run left directly in <dest>/.vigil (job.ini
+ * is written there after the engine, so a kill then leaves the catalogue
+ * clean and the walk never looks inside .vigil).  One small listing per
+ * run; nothing else writes there while this run's engine works.
+ */
+static void
+eng_clean_meta(struct eng_ctx *c)
+{
+	struct eng_ent	*v = NULL;
+	size_t		 n = 0, i, plen = strlen(ENG_TMP_PREFIX);
+	int		 fd;
+
+	fd = openat(c->dest_fd, ENG_META_DIR, O_RDONLY | O_DIRECTORY |
+	    O_NOFOLLOW | O_CLOEXEC);
+	if (fd == -1)
+		return;
+	if (eng_list(fd, false, &v, &n) == 0) {
+		for (i = 0; i < n; i++)
+			if (v[i].len > plen && memcmp(v[i].name,
+			    ENG_TMP_PREFIX, plen) == 0 && v[i].dtype != DT_DIR)
+				(void)unlinkat(fd, v[i].name, 0);
+	}
+	eng_ents_free(v, n);
+	close(fd);
+}
+
 static void
 eng_summary(struct eng_ctx *c)
 {
@@ -1702,7 +1729,8 @@ engine_run(const struct engine_opts *o, struct vg_engine_result *res,
 	if (mkdirat(c.dest_fd, ENG_META_DIR, 0700) == -1 && errno != EEXIST) {
 		eng_dest_error(&c, errno, ENG_META_DIR, strlen(ENG_META_DIR),
 		    "creating");
-	}
+	} else
+		eng_clean_meta(&c);
 	eng_set_phase(&c, ENGINE_PHASE_COPY);
 	if (c.stop == ENG_GO)
 		eng_walk(&c, sfds, sst);

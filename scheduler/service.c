@@ -58,6 +58,9 @@ struct svc_job {
 	bool			 rescan;	/* asked with the manual run */
 	struct svc_waiter	*waiters;	/* run --wait */
 	size_t			 nwaiters;
+	int64_t			 done_run;	/* a run that ended at once
+						   (pre-run check) */
+	enum vg_run_status	 done_status;
 };
 
 struct svc_run {
@@ -390,19 +393,27 @@ svc_arm_deadline(struct svc *s)
 }
 
 static json_t *
-svc_run_event(struct svc_run *r, const char *status)
+svc_event(int64_t run_id, const char *job, int64_t job_id, uid_t owner,
+    const char *status)
 {
 	json_t *o = json_object();
-	struct passwd *pw = getpwuid(r->owner);
+	struct passwd *pw = getpwuid(owner);
 
-	json_object_set_new(o, "run", json_integer(worker_run_id(r->w)));
-	json_object_set_new(o, "job", json_string(worker_job_name(r->w)));
-	json_object_set_new(o, "job_id", json_integer(r->job_id));
+	json_object_set_new(o, "run", json_integer(run_id));
+	json_object_set_new(o, "job", json_string(job));
+	json_object_set_new(o, "job_id", json_integer(job_id));
 	json_object_set_new(o, "owner", pw != NULL ?
-	    json_string(pw->pw_name) : json_integer(r->owner));
+	    json_string(pw->pw_name) : json_integer(owner));
 	if (status != NULL)
 		json_object_set_new(o, "status", json_string(status));
 	return o;
+}
+
+static json_t *
+svc_run_event(struct svc_run *r, const char *status)
+{
+	return svc_event(worker_run_id(r->w), worker_job_name(r->w),
+	    r->job_id, r->owner, status);
 }
 
 static void
@@ -539,9 +550,20 @@ svc_start(struct svc *s, struct svc_job *j, bool dry, uint64_t conn,
 		svc_persist_times(s, j);
 	}
 	if (plan.done) {
-		/* A pre-run check failed; the run is recorded already. */
+		/* A pre-run check failed; the run is recorded already.  Its
+		 * subscribers (run --wait) hear of it as of any other run. */
 		(void)sched_run_finished(j->sj, now, false);
 		svc_persist_times(s, j);
+		j->done_run = plan.run_id;
+		j->done_status = plan.status;
+		e = svc_event(plan.run_id, j->name, j->id, j->owner, "running");
+		json_object_set_new(e, "trigger", json_string(trigger));
+		(void)server_broadcast(s->srv, "run-started", e, j->owner);
+		json_decref(e);
+		e = svc_event(plan.run_id, j->name, j->id, j->owner,
+		    store_run_status_name(plan.status));
+		(void)server_broadcast(s->srv, "run-finished", e, j->owner);
+		json_decref(e);
 		ans = json_object();
 		json_object_set_new(ans, "run", json_integer(plan.run_id));
 		json_object_set_new(ans, "status",
@@ -758,6 +780,7 @@ svc_req_run(struct svc *s, const struct server_req *req)
 	if (j->sj->requested == 0)
 		j->sj->requested = clock_now(s->clk);
 	j->rescan = j->rescan || rescan;
+	j->done_run = 0;
 	svc_tick(s);
 	if (wait)
 		return NULL;	/* answered when the run ends */
@@ -766,6 +789,10 @@ svc_req_run(struct svc *s, const struct server_req *req)
 		json_object_set_new(ans, "run", json_integer(worker_run_id(
 		    r->w)));
 		json_object_set_new(ans, "status", json_string("running"));
+	} else if (j->done_run != 0) {
+		json_object_set_new(ans, "run", json_integer(j->done_run));
+		json_object_set_new(ans, "status", json_string(
+		    store_run_status_name(j->done_status)));
 	} else {
 		json_object_set_new(ans, "run", json_integer(0));
 		json_object_set_new(ans, "status", json_string("queued"));

@@ -6,10 +6,12 @@
  * methods (scheduler/capture.h), release the snapshots; and it holds a
  * writer that embeds sequence numbers, and a checker for them.
  *
- *   snapdriver writer DIR               rewrite DIR/rewrite.dat block by
+ *   snapdriver writer DIR [--sync]      rewrite DIR/rewrite.dat block by
  *                                        block with seq N, then append "N"
  *                                        to DIR/append.log, N = 1, 2, ...
- *   snapdriver check DIR [--per-file]    are DIR's two files one moment?
+ *                                        (--sync: fdatasync after each)
+ *   snapdriver check DIR [--per-file|--ordered]
+ *                                        are DIR's two files one moment?
  *   snapdriver slowcopy SRC DST          copy a file slowly, no capture
  *   snapdriver run DB SRC DEST MODE [UID GID]
  *                                        take, copy (as UID:GID if given),
@@ -65,11 +67,11 @@ now_ms(void)
 /* ---- writer and checker ---- */
 
 static void __attribute__((noreturn))
-cmd_writer(const char *dir)
+cmd_writer(const char *dir, int sync)
 {
 	char	 path[PATH_MAX], blk[BLK], line[32];
 	unsigned n, i, k;
-	int	 rfd, afd;
+	int	 rfd, afd = -1;
 
 	snprintf(path, sizeof(path), "%s/rewrite.dat", dir);
 	if ((rfd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644)) == -1)
@@ -81,6 +83,8 @@ cmd_writer(const char *dir)
 			if (pwrite(rfd, blk, BLK, (off_t)i * BLK) != BLK)
 				die("rewrite", NULL);
 		}
+		if (sync && fdatasync(rfd) == -1)
+			die("fdatasync", NULL);
 		if (n == 0) {
 			snprintf(path, sizeof(path), "%s/append.log", dir);
 			afd = open(path, O_WRONLY | O_CREAT | O_TRUNC |
@@ -95,12 +99,18 @@ cmd_writer(const char *dir)
 		k = (unsigned)snprintf(line, sizeof(line), "%u\n", n);
 		if (write(afd, line, k) != (ssize_t)k)
 			die("append", NULL);
+		if (sync && fdatasync(afd) == -1)
+			die("fdatasync", NULL);
 	}
 }
 
+/* mode 0: one moment of the writer across both files; 1: each file is one
+ * moment; 2: each file is one moment and the log is never ahead of the
+ * rewritten file (what a snapshot keeps of a writer that syncs). */
 static int
-cmd_check(const char *dir, int per_file)
+cmd_check(const char *dir, int mode)
 {
+	static char	 rbuf[NBLK * BLK + 1], lbuf[16 << 20];
 	char		 path[PATH_MAX], *buf, *p, *end;
 	unsigned	 seq[NBLK], s, hi, lo;
 	unsigned long	 k = 0, v;
@@ -109,8 +119,8 @@ cmd_check(const char *dir, int per_file)
 	int		 fd;
 
 	snprintf(path, sizeof(path), "%s/rewrite.dat", dir);
-	if ((fd = open(path, O_RDONLY)) == -1 || (buf = malloc(NBLK * BLK +
-	    1)) == NULL)
+	buf = rbuf;
+	if ((fd = open(path, O_RDONLY)) == -1)
 		die(path, NULL);
 	n = read(fd, buf, NBLK * BLK + 1);
 	close(fd);
@@ -139,15 +149,14 @@ cmd_check(const char *dir, int per_file)
 			return 1;
 		}
 	}
-	free(buf);
 	hi = seq[0];
 	lo = seq[NBLK - 1];
 
 	snprintf(path, sizeof(path), "%s/append.log", dir);
 	if ((fd = open(path, O_RDONLY)) == -1)
 		die(path, NULL);
-	buf = malloc(16 << 20);
-	n = read(fd, buf, (16 << 20) - 1);
+	buf = lbuf;
+	n = read(fd, buf, sizeof(lbuf) - 1);
 	close(fd);
 	if (n < 0)
 		die("read", NULL);
@@ -161,8 +170,12 @@ cmd_check(const char *dir, int per_file)
 		}
 		k = v;
 	}
-	free(buf);
-	if (!per_file) {
+	if (mode == 2 && k > lo) {
+		printf("torn: append.log ends at %lu, ahead of rewrite.dat %u/%u "
+		    "which was synced before\n", k, hi, lo);
+		return 1;
+	}
+	if (mode == 0) {
 		/* one moment of the writer's program order */
 		if ((hi == lo && k != hi && k + 1 != hi) ||
 		    (hi != lo && k != lo)) {
@@ -507,11 +520,12 @@ int
 main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (argc == 3 && strcmp(argv[1], "writer") == 0)
-		cmd_writer(argv[2]);
+	if ((argc == 3 || argc == 4) && strcmp(argv[1], "writer") == 0)
+		cmd_writer(argv[2], argc == 4 && strcmp(argv[3], "--sync") == 0);
 	if (argc >= 3 && strcmp(argv[1], "check") == 0)
-		return cmd_check(argv[2], argc > 3 &&
-		    strcmp(argv[3], "--per-file") == 0);
+		return cmd_check(argv[2], argc < 4 ? 0 :
+		    strcmp(argv[3], "--per-file") == 0 ? 1 :
+		    strcmp(argv[3], "--ordered") == 0 ? 2 : 0);
 	if (argc == 4 && strcmp(argv[1], "slowcopy") == 0)
 		return cmd_slowcopy(argv[2], argv[3]);
 	if ((argc == 6 || argc == 8) && strcmp(argv[1], "run") == 0)

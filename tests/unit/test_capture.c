@@ -476,7 +476,7 @@ make_db(struct fx *f, const char *name, char *path, size_t len)
 {
 	char	 out[256];
 
-	snprintf(path, len, "%s/%s", f->dir, name);
+	assert_true((size_t)snprintf(path, len, "%s/%s", f->dir, name) < len);
 	/* about 24 MiB, so the backup takes a while */
 	assert_int_equal(sql1(path, "PRAGMA journal_mode = WAL;"
 	    "CREATE TABLE t (seq INTEGER, pad BLOB);"

@@ -1239,6 +1239,367 @@ test_progress_reports_to_done(void **state)
 	assert_int_equal(ps.copied, 2);
 }
 
+/* ---- change detection, hard links, root metadata, versions ---- */
+
+/* Open the catalogue and point the fixture at it. */
+static struct vg_catalogue *
+use_cat(struct fx *f)
+{
+	struct vg_catalogue	*cat;
+	bool			 fresh;
+
+	cat = open_cat(f, &fresh);
+	f->o.catalogue = cat;
+	f->o.catalogue_fresh = fresh;
+	return cat;
+}
+
+static void
+copy_mtime(const char *from, const char *to)
+{
+	struct stat	 st;
+	struct timespec	 ts[2];
+
+	assert_int_equal(lstat(from, &st), 0);
+	ts[0] = st.st_atim;
+	ts[1] = st.st_mtim;
+	assert_int_equal(utimensat(AT_FDCWD, to, ts, AT_SYMLINK_NOFOLLOW), 0);
+}
+
+static ino_t
+ino_of(const char *path)
+{
+	struct stat	 st;
+
+	assert_int_equal(lstat(path, &st), 0);
+	return st.st_ino;
+}
+
+static void
+test_catalogue_sees_rewrite_keeping_mtime(void **state)
+{
+	struct fx		*f = *state;
+	struct vg_catalogue	*cat;
+
+	xwrite(P(f->src, "f"), "aaaa");
+	xwrite(P(f->base, "ref"), "");
+	copy_mtime(P(f->src, "f"), P(f->base, "ref"));
+	cat = use_cat(f);
+	assert_int_equal(run(f), 0);
+	f->o.catalogue_fresh = false;
+	/* same size, mtime put back: only ctime tells */
+	xwrite(P(f->src, "f"), "bbbb");
+	copy_mtime(P(f->base, "ref"), P(f->src, "f"));
+	assert_int_equal(run(f), 0);
+	assert_int_equal(f->res.status, VG_RUN_OK);
+	assert_string_equal(xread(P(f->dst, "f")), "bbbb");
+	assert_int_equal(f->res.files_copied, 1);
+	catalogue_close(cat);
+}
+
+static void
+test_catalogue_sees_new_xattr(void **state)
+{
+	struct fx		*f = *state;
+	struct vg_catalogue	*cat;
+	char			 val[16];
+
+	xwrite(P(f->src, "f"), "data");
+	cat = use_cat(f);
+	assert_int_equal(run(f), 0);
+	f->o.catalogue_fresh = false;
+	if (setxattr(P(f->src, "f"), "user.vigil", "new", 3, 0) == -1) {
+		catalogue_close(cat);
+		skip();		/* no user xattrs on this filesystem */
+	}
+	assert_int_equal(run(f), 0);
+	assert_int_equal(f->res.status, VG_RUN_OK);
+	assert_int_equal(getxattr(P(f->dst, "f"), "user.vigil", val,
+	    sizeof(val)), 3);
+	assert_memory_equal(val, "new", 3);
+	catalogue_close(cat);
+}
+
+static void
+test_catalogue_sees_link_replaced_by_copy(void **state)
+{
+	struct fx		*f = *state;
+	struct vg_catalogue	*cat;
+
+	xwrite(P(f->src, "m"), "shared");
+	assert_int_equal(link(P(f->src, "m"), P(f->src, "z")), 0);
+	cat = use_cat(f);
+	assert_int_equal(run(f), 0);
+	f->o.catalogue_fresh = false;
+	assert_int_equal(ino_of(P(f->dst, "m")), ino_of(P(f->dst, "z")));
+	/* z becomes a copy of its own with the same size and mtime */
+	assert_int_equal(unlink(P(f->src, "z")), 0);
+	xwrite(P(f->src, "z"), "zzzzzz");
+	copy_mtime(P(f->src, "m"), P(f->src, "z"));
+	assert_int_equal(run(f), 0);
+	assert_int_equal(f->res.status, VG_RUN_OK);
+	assert_string_equal(xread(P(f->dst, "z")), "zzzzzz");
+	assert_string_equal(xread(P(f->dst, "m")), "shared");
+	assert_int_not_equal(ino_of(P(f->dst, "m")), ino_of(P(f->dst, "z")));
+	catalogue_close(cat);
+}
+
+static void
+test_rescan_without_catalogue_compares_size_mtime(void **state)
+{
+	struct fx	*f = *state;
+
+	/* documented: without a catalogue, same size and mtime = same */
+	xwrite(P(f->src, "f"), "aaaa");
+	xwrite(P(f->base, "ref"), "");
+	copy_mtime(P(f->src, "f"), P(f->base, "ref"));
+	assert_int_equal(run(f), 0);
+	xwrite(P(f->src, "f"), "bbbb");
+	copy_mtime(P(f->base, "ref"), P(f->src, "f"));
+	assert_int_equal(run(f), 0);
+	assert_int_equal(f->res.files_copied, 0);
+	assert_string_equal(xread(P(f->dst, "f")), "aaaa");
+}
+
+static void
+new_links_to_unchanged(struct fx *f)
+{
+	xwrite(P(f->src, "m"), "linked");
+	assert_int_equal(run(f), 0);
+	f->o.catalogue_fresh = false;
+	/* a sorts before m, z after it */
+	assert_int_equal(link(P(f->src, "m"), P(f->src, "a")), 0);
+	assert_int_equal(link(P(f->src, "m"), P(f->src, "z")), 0);
+	assert_int_equal(run(f), 0);
+	assert_int_equal(f->res.status, VG_RUN_OK);
+	assert_int_equal(ino_of(P(f->dst, "a")), ino_of(P(f->dst, "m")));
+	assert_int_equal(ino_of(P(f->dst, "z")), ino_of(P(f->dst, "m")));
+	assert_string_equal(xread(P(f->dst, "a")), "linked");
+}
+
+static void
+test_new_links_to_unchanged_file_catalogue(void **state)
+{
+	struct fx		*f = *state;
+	struct vg_catalogue	*cat;
+
+	cat = use_cat(f);
+	new_links_to_unchanged(f);
+	/* and the next run leaves the group alone */
+	assert_int_equal(run(f), 0);
+	assert_int_equal(f->res.files_copied, 0);
+	catalogue_close(cat);
+}
+
+static void
+test_new_links_to_unchanged_file_rescan(void **state)
+{
+	struct fx	*f = *state;
+
+	new_links_to_unchanged(f);
+	assert_int_equal(run(f), 0);
+	assert_int_equal(f->res.files_copied, 0);
+}
+
+static void
+test_changed_link_group_stays_linked(void **state)
+{
+	struct fx		*f = *state;
+	struct vg_catalogue	*cat;
+
+	f->job.keep_versions = 2;
+	assert_int_equal(mkdir(P(f->src, "d"), 0755), 0);
+	xwrite(P(f->src, "a"), "one");
+	assert_int_equal(link(P(f->src, "a"), P(f->src, "d/b")), 0);
+	assert_int_equal(link(P(f->src, "a"), P(f->src, "z")), 0);
+	cat = use_cat(f);
+	assert_int_equal(run(f), 0);
+	f->o.catalogue_fresh = false;
+	xwrite(P(f->src, "a"), "two, longer");	/* every name changes */
+	assert_int_equal(run(f), 0);
+	assert_int_equal(f->res.status, VG_RUN_OK);
+	assert_string_equal(xread(P(f->dst, "d/b")), "two, longer");
+	assert_int_equal(ino_of(P(f->dst, "a")), ino_of(P(f->dst, "d/b")));
+	assert_int_equal(ino_of(P(f->dst, "a")), ino_of(P(f->dst, "z")));
+	catalogue_close(cat);
+}
+
+static void
+test_dest_root_times_survive_job_ini(void **state)
+{
+	struct fx	*f = *state;
+	struct stat	 st;
+
+	xwrite(P(f->src, "a"), "a");
+	assert_int_equal(chmod(f->src, 0751), 0);
+	set_mtime(f->src, 1577836800, 0);	/* 2020-01-01 */
+	assert_int_equal(run(f), 0);		/* keep-versions 0 */
+	assert_int_equal(f->res.status, VG_RUN_OK);
+	/* what the caller does next: job.ini into <dest>/.vigil */
+	if (mkdir(P(f->dst, ".vigil"), 0700) == -1)
+		assert_int_equal(errno, EEXIST);
+	xwrite(P(f->dst, ".vigil/job.ini"), "[job t]");
+	assert_int_equal(stat(f->dst, &st), 0);
+	assert_int_equal(st.st_mtim.tv_sec, 1577836800);
+	assert_int_equal(st.st_mode & 07777, 0751);
+}
+
+static void
+test_dest_root_times_on_fast_path(void **state)
+{
+	struct fx		*f = *state;
+	struct vg_catalogue	*cat;
+	struct stat		 st;
+
+	xwrite(P(f->src, "a"), "a");
+	cat = use_cat(f);
+	assert_int_equal(run(f), 0);
+	f->o.catalogue_fresh = false;
+	set_mtime(f->src, 1577836800, 5);	/* only the root changes */
+	assert_int_equal(run(f), 0);
+	assert_int_equal(f->res.status, VG_RUN_OK);
+	assert_int_equal(f->res.files_copied, 0);
+	assert_int_equal(stat(f->dst, &st), 0);
+	assert_int_equal(st.st_mtim.tv_sec, 1577836800);
+	assert_int_equal(st.st_mtim.tv_nsec, 5);
+	catalogue_close(cat);
+}
+
+static void
+test_symlink_xattrs_copied(void **state)
+{
+	struct fx	*f = *state;
+	char		 val[16];
+
+	xwrite(P(f->src, "target"), "t");
+	assert_int_equal(symlink("target", P(f->src, "link")), 0);
+	/* only trusted.* / security.* exist on symlinks; root only */
+	if (lsetxattr(P(f->src, "link"), "trusted.vigil", "lnk", 3, 0) == -1)
+		skip();
+	assert_int_equal(run(f), 0);
+	assert_int_equal(f->res.status, VG_RUN_OK);
+	assert_int_equal(lgetxattr(P(f->dst, "link"), "trusted.vigil", val,
+	    sizeof(val)), 3);
+	assert_memory_equal(val, "lnk", 3);
+	/* the target did not get it */
+	assert_int_equal(getxattr(P(f->dst, "target"), "trusted.vigil", val,
+	    sizeof(val)), -1);
+}
+
+static void
+test_symlink_metadata_change_via_catalogue(void **state)
+{
+	struct fx		*f = *state;
+	struct vg_catalogue	*cat;
+	struct stat		 st;
+	char			*snap;
+
+	f->job.keep_versions = 2;
+	assert_int_equal(symlink("somewhere", P(f->src, "link")), 0);
+	set_mtime(P(f->src, "link"), 1500000000, 1);
+	cat = use_cat(f);
+	assert_int_equal(run(f), 0);
+	f->o.catalogue_fresh = false;
+	set_mtime(P(f->src, "link"), 1600000000, 2);	/* same target */
+	assert_int_equal(run(f), 0);
+	assert_int_equal(f->res.status, VG_RUN_OK);
+	assert_int_equal(lstat(P(f->dst, "link"), &st), 0);
+	assert_int_equal(st.st_mtim.tv_sec, 1600000000);
+	assert_int_equal(st.st_mtim.tv_nsec, 2);
+	/* the target did not change: no version of it */
+	assert_int_equal(f->res.files_versioned, 0);
+	snap = snapshot(P(f->dst, ".vigil/versions"));
+	assert_null(strstr(snap, "/link "));
+	free(snap);
+	catalogue_close(cat);
+}
+
+static void
+test_version_same_path_twice_keeps_first(void **state)
+{
+	struct fx		*f = *state;
+	struct vg_engine_result	 res;
+	struct eng_ctx		 c;
+	struct eng_dir		*d;
+	char			 rel[PATH_MAX];
+	int			 fd;
+
+	memset(&res, 0, sizeof(res));
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(mkdir(f->dst, 0755), 0);
+	xwrite(P(f->dst, "f"), "before the run");
+	fd = open(f->dst, O_RDONLY | O_DIRECTORY);
+	assert_true(fd >= 0);
+	c.o = &f->o;
+	c.job = &f->job;
+	c.res = &res;
+	c.pass = ENG_PASS_RUN;
+	c.keep = true;
+	c.dest = f->dst;
+	c.dest_fd = fd;
+	versions_stamp(f->o.now_ms, 9, c.stamp, sizeof(c.stamp));
+	assert_non_null(d = eng_dir_new(dup(fd)));
+	/* replaced: the old file is linked into the stamp */
+	assert_int_equal(eng_version(&c, d, "f", "f", 1, true), 0);
+	xwrite(P(f->dst, "f.new"), "placed by the run");
+	assert_int_equal(rename(P(f->dst, "f.new"), P(f->dst, "f")), 0);
+	/* then removed in the same run: moved, never over the first */
+	assert_int_equal(eng_version(&c, d, "f", "f", 1, false), 0);
+	eng_versions_close(&c);
+	eng_dir_unref(d);
+	close(fd);
+	snprintf(rel, sizeof(rel), ".vigil/versions/%s/f", c.stamp);
+	assert_string_equal(xread(P(f->dst, rel)), "before the run");
+	assert_false(exists(P(f->dst, "f")));
+	assert_int_equal(res.files_versioned, 1);
+	engine_result_free(&res);
+}
+
+static void
+test_meta_temp_files_cleaned(void **state)
+{
+	struct fx		*f = *state;
+	struct vg_catalogue	*cat;
+
+	xwrite(P(f->src, "a"), "a");
+	cat = use_cat(f);
+	assert_int_equal(run(f), 0);
+	f->o.catalogue_fresh = false;
+	/* a run killed while its caller wrote job.ini: the catalogue is
+	   clean, the next run takes the fast path */
+	xwrite(P(f->dst, ".vigil/job.ini"), "[job t]");
+	xwrite(P(f->dst, ".vigil/.vigil-tmp-job-4242"), "[job");
+	assert_int_equal(run(f), 0);
+	assert_int_equal(f->res.status, VG_RUN_OK);
+	assert_false(exists(P(f->dst, ".vigil/.vigil-tmp-job-4242")));
+	assert_string_equal(xread(P(f->dst, ".vigil/job.ini")), "[job t]");
+	catalogue_close(cat);
+}
+
+static void
+test_files_counts_files_and_symlinks(void **state)
+{
+	struct fx		*f = *state;
+	struct vg_catalogue	*cat;
+
+	f->job.mode = VG_MODE_MIRROR;
+	f->job.max_delete = 100;
+	assert_int_equal(mkdir(P(f->src, "d"), 0755), 0);
+	xwrite(P(f->src, "a"), "a");
+	xwrite(P(f->src, "d/b"), "b");
+	assert_int_equal(symlink("a", P(f->src, "l")), 0);
+	assert_int_equal(mkfifo(P(f->src, "fifo"), 0644), 0);
+	cat = use_cat(f);
+	assert_int_equal(run(f), 0);
+	assert_int_equal(f->res.files, 3);	/* not folders nor the FIFO */
+	assert_int_equal(f->res.dirs, 1);
+	f->o.catalogue_fresh = false;
+	assert_int_equal(run(f), 0);		/* the fast path */
+	assert_int_equal(f->res.files, 3);
+	assert_int_equal(f->res.files_unchanged, 3);
+	catalogue_close(cat);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int
@@ -1282,6 +1643,20 @@ main(void)
 		T(test_many_files_several_batches),
 		T(test_catalogue_folder_mode_change),
 		T(test_progress_reports_to_done),
+		T(test_catalogue_sees_rewrite_keeping_mtime),
+		T(test_catalogue_sees_new_xattr),
+		T(test_catalogue_sees_link_replaced_by_copy),
+		T(test_rescan_without_catalogue_compares_size_mtime),
+		T(test_new_links_to_unchanged_file_catalogue),
+		T(test_new_links_to_unchanged_file_rescan),
+		T(test_changed_link_group_stays_linked),
+		T(test_dest_root_times_survive_job_ini),
+		T(test_dest_root_times_on_fast_path),
+		T(test_symlink_xattrs_copied),
+		T(test_symlink_metadata_change_via_catalogue),
+		T(test_version_same_path_twice_keeps_first),
+		T(test_meta_temp_files_cleaned),
+		T(test_files_counts_files_and_symlinks),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <sys/types.h>
+#include <sys/xattr.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -204,6 +205,67 @@ test_xattr_list_empty(void **state)
 }
 
 static void
+test_lxattr_on_symlink_itself(void **state)
+{
+	struct pfx	*f = *state;
+	char		*names;
+	void		*val;
+	size_t		 len, vlen;
+	char		 buf[16];
+	int		 fd;
+
+	fd = openat(f->fd, "tgt", O_RDWR | O_CREAT, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(symlinkat("tgt", f->fd, "sl"), 0);
+	/* trusted.* is the family a symlink can hold; it needs root */
+	if (plat_lxattr_set(f->fd, "sl", "trusted.v", "on link", 7) == -1)
+		skip();
+	assert_int_equal(plat_lxattr_list(f->fd, "sl", &names, &len), 0);
+	assert_non_null(memmem(names, len, "trusted.v\0", 10));
+	free(names);
+	assert_int_equal(plat_lxattr_get(f->fd, "sl", "trusted.v", &val,
+	    &vlen), 0);
+	assert_int_equal(vlen, 7);
+	assert_memory_equal(val, "on link", 7);
+	free(val);
+	/* never the target's */
+	assert_int_equal(fgetxattr(fd, "trusted.v", buf, sizeof(buf)), -1);
+	assert_int_equal(errno, ENODATA);
+	assert_int_equal(plat_lxattr_get(f->fd, "sl", "trusted.none", &val,
+	    &vlen), -1);
+	assert_int_equal(errno, ENODATA);
+	assert_int_equal(plat_lxattr_list(f->fd, "missing", &names, &len), -1);
+	assert_int_equal(errno, ENOENT);
+	close(fd);
+}
+
+static void
+test_rename_noreplace(void **state)
+{
+	struct pfx	*f = *state;
+	char		 buf[8];
+	int		 fd;
+
+	fd = openat(f->fd, "first", O_WRONLY | O_CREAT, 0600);
+	assert_int_equal(write(fd, "1", 1), 1);
+	close(fd);
+	fd = openat(f->fd, "second", O_WRONLY | O_CREAT, 0600);
+	assert_int_equal(write(fd, "2", 1), 1);
+	close(fd);
+	assert_int_equal(plat_rename_noreplace(f->fd, "second", f->fd,
+	    "first"), -1);
+	assert_int_equal(errno, EEXIST);
+	fd = openat(f->fd, "first", O_RDONLY);
+	assert_int_equal(read(fd, buf, sizeof(buf)), 1);
+	assert_int_equal(buf[0], '1');
+	close(fd);
+	assert_int_equal(plat_rename_noreplace(f->fd, "second", f->fd,
+	    "third"), 0);
+	assert_int_equal(faccessat(f->fd, "second", F_OK, 0), -1);
+	assert_int_equal(faccessat(f->fd, "third", F_OK, 0), 0);
+}
+
+static void
 test_fs_info_pseudo(void **state)
 {
 	struct pfx		*f = *state;
@@ -321,6 +383,8 @@ main(void)
 		T(test_open_beneath_stays_inside),
 		T(test_xattr_roundtrip),
 		T(test_xattr_list_empty),
+		T(test_lxattr_on_symlink_itself),
+		T(test_rename_noreplace),
 		T(test_fs_info_pseudo),
 		T(test_is_mount_root),
 		T(test_clone_refused_or_done),

@@ -3,8 +3,10 @@
  * docs/architecture.md describes it (tree at the root, .vigil/versions/
  * <stamp>/<relpath> and <stamp>.added manifests), into real temp folders.
  */
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/xattr.h>
 
 #include <dirent.h>
 #include <errno.h>
@@ -29,6 +31,7 @@
 struct fx {
 	char			 root[256];
 	char			 dest[300], src[300], out[300], outside[300];
+	char			 mnt[PATH_MAX];	/* mounted by a test, or "" */
 	char			*srcv[2];
 	struct vg_job_def	 job;
 	struct restore_opts	 o;
@@ -137,13 +140,23 @@ slurp(const char *root, const char *rel)
 	return buf;
 }
 
+/* buf = a/b; a test fails rather than use a cut path. */
+static void
+pjoin(char *buf, size_t sz, const char *a, const char *b)
+{
+	int n;
+
+	n = snprintf(buf, sz, "%s/%s", a, b);
+	assert_true(n > 0 && (size_t)n < sz);
+}
+
 static bool
 exists(const char *root, const char *rel)
 {
 	char path[PATH_MAX];
 	struct stat st;
 
-	snprintf(path, sizeof path, "%s/%s", root, rel);
+	pjoin(path, sizeof path, root, rel);
 	return lstat(path, &st) == 0;
 }
 
@@ -253,6 +266,8 @@ teardown(void **state)
 	struct fx *f = *state;
 
 	restore_result_free(&f->res);
+	if (f->mnt[0] != '\0')
+		umount2(f->mnt, MNT_DETACH);
 	fclose(f->outfp);
 	free(f->outbuf);
 	rmtree_at(AT_FDCWD, f->root);
@@ -1144,24 +1159,463 @@ test_path_deeper_than_path_max(void **state)
 	close(fd);
 }
 
+/* ---- hard links ----------------------------------------------------------- */
+
+/* dest/rel2 becomes another name of dest/rel1. */
 static void
-test_hard_links_come_back_as_copies(void **state)
+hardlink(const char *root, const char *rel1, const char *rel2)
+{
+	char a[PATH_MAX], b[PATH_MAX];
+
+	pjoin(a, sizeof a, root, rel1);
+	pjoin(b, sizeof b, root, rel2);
+	assert_int_equal(link(a, b), 0);
+}
+
+static void
+test_hard_links_restored_as_links(void **state)
 {
 	struct fx *f = *state;
-	char a[PATH_MAX], b[PATH_MAX];
-	struct stat sa, sb;
+	struct stat s1, s2, s3, s4, s5;
 
 	put(f->dest, "one", "shared", T0);
-	snprintf(a, sizeof a, "%s/one", f->dest);
-	snprintf(b, sizeof b, "%s/two", f->dest);
-	assert_int_equal(link(a, b), 0);
+	put(f->dest, "sub/deeper/three", "x", T0);	/* the folders */
+	hardlink(f->dest, "one", "two");
+	hardlink(f->dest, "one", "sub/deeper/four");
+	put(f->dest, "other/p", "pair", T0);
+	hardlink(f->dest, "other/p", "q");
 	f->o.to = f->out;
 	assert_int_equal(run(f), 0);
+	assert_int_equal(f->res.errors, 0);
 	ASSERT_CONTENT(f->out, "one", "shared");
 	ASSERT_CONTENT(f->out, "two", "shared");
-	lst(f->out, "one", &sa);
-	lst(f->out, "two", &sb);
-	assert_int_not_equal(sa.st_ino, sb.st_ino);
+	ASSERT_CONTENT(f->out, "sub/deeper/four", "shared");
+	ASSERT_CONTENT(f->out, "q", "pair");
+	lst(f->out, "one", &s1);
+	lst(f->out, "two", &s2);
+	lst(f->out, "sub/deeper/four", &s3);
+	lst(f->out, "other/p", &s4);
+	lst(f->out, "q", &s5);
+	assert_int_equal(s1.st_ino, s2.st_ino);
+	assert_int_equal(s1.st_ino, s3.st_ino);
+	assert_int_equal(s1.st_nlink, 3);
+	assert_int_equal(s4.st_ino, s5.st_ino);
+	assert_int_equal(s4.st_nlink, 2);
+	assert_int_not_equal(s1.st_ino, s4.st_ino);
+	/* a link counts as restored, its bytes once */
+	assert_int_equal(f->res.files_restored, 6);
+	assert_int_equal(f->res.bytes, strlen("shared") + 1 + 4);
+	assert_int_equal(s1.st_mtim.tv_sec, T0);
+	assert_int_equal(s1.st_mode & 07777, 0644);
+}
+
+static void
+test_hard_links_second_restore_unchanged(void **state)
+{
+	struct fx *f = *state;
+	struct stat before, after;
+
+	put(f->dest, "one", "shared", T0);
+	hardlink(f->dest, "one", "two");
+	f->o.to = f->out;
+	assert_int_equal(run(f), 0);
+	lst(f->out, "two", &before);
+	assert_int_equal(run(f), 0);
+	lst(f->out, "two", &after);
+	assert_int_equal(f->res.files_unchanged, 2);
+	assert_int_equal(f->res.files_restored, 0);
+	assert_int_equal(before.st_ino, after.st_ino);
+	assert_int_equal(after.st_nlink, 2);
+}
+
+static void
+test_hard_links_in_versions_restored_as_links(void **state)
+{
+	struct fx *f = *state;
+	char vroot[PATH_MAX], st[64];
+	struct stat s1, s2;
+
+	/* run 2 replaced both names of a linked pair */
+	put(f->dest, "a", "new a", T0 + 10);
+	put(f->dest, "b", "new b", T0 + 10);
+	put_version(f, 2, "a", "old pair", T0);
+	stamp(st, sizeof st, 2);
+	snprintf(vroot, sizeof vroot, "%s/.vigil/versions/%s", f->dest, st);
+	hardlink(vroot, "a", "b");
+	f->o.to = f->out;
+	f->o.as_of_run = 1;
+	assert_int_equal(run(f), 0);
+	ASSERT_CONTENT(f->out, "a", "old pair");
+	ASSERT_CONTENT(f->out, "b", "old pair");
+	lst(f->out, "a", &s1);
+	lst(f->out, "b", &s2);
+	assert_int_equal(s1.st_ino, s2.st_ino);
+}
+
+static void
+test_hard_links_not_joined_across_places(void **state)
+{
+	struct fx *f = *state;
+	char vroot[PATH_MAX], st[64], a[PATH_MAX], b[PATH_MAX];
+	struct stat s1, s2;
+
+	/*
+	 * A version file that shares an inode with a current file (the
+	 * engine links the replaced copy into the versions area) is another
+	 * place: the two are not one link group.
+	 */
+	put(f->dest, "cur", "same bytes", T0);
+	put(f->dest, "other", "x", T0);
+	stamp(st, sizeof st, 2);
+	snprintf(vroot, sizeof vroot, "%s/.vigil/versions/%s", f->dest, st);
+	mkdirs(vroot);
+	pjoin(a, sizeof a, f->dest, "cur");
+	pjoin(b, sizeof b, vroot, "gone");
+	assert_int_equal(link(a, b), 0);
+	f->o.to = f->out;
+	f->o.as_of_run = 1;
+	assert_int_equal(run(f), 0);
+	ASSERT_CONTENT(f->out, "cur", "same bytes");
+	ASSERT_CONTENT(f->out, "gone", "same bytes");
+	lst(f->out, "cur", &s1);
+	lst(f->out, "gone", &s2);
+	assert_int_not_equal(s1.st_ino, s2.st_ino);
+	assert_int_equal(s1.st_nlink, 1);
+}
+
+static void
+test_hard_link_first_name_newer_not_joined(void **state)
+{
+	struct fx *f = *state;
+	struct stat s1, s2;
+
+	/* the user edited "one" since: "two" must not become a link to it */
+	put(f->dest, "one", "shared", T0);
+	hardlink(f->dest, "one", "two");
+	put(f->out, "one", "edited later", T0 + 60);
+	f->o.to = f->out;
+	assert_int_equal(run(f), 0);
+	assert_int_equal(f->res.files_skipped_newer, 1);
+	ASSERT_CONTENT(f->out, "one", "edited later");
+	ASSERT_CONTENT(f->out, "two", "shared");
+	lst(f->out, "one", &s1);
+	lst(f->out, "two", &s2);
+	assert_int_not_equal(s1.st_ino, s2.st_ino);
+}
+
+static void
+test_hard_link_first_name_failed_member_copied(void **state)
+{
+	struct fx *f = *state;
+	struct stat st;
+
+	/* "one" cannot go into place (a full folder is there): "two" gets
+	 * its own copy instead of a link to nothing */
+	put(f->dest, "one", "shared", T0);
+	hardlink(f->dest, "one", "two");
+	put(f->out, "one/inside", "keep me", T0);
+	f->o.to = f->out;
+	f->o.overwrite = true;
+	assert_int_equal(run(f), -1);
+	assert_int_equal(f->res.errors, 1);
+	assert_true(has_message(f, "/one: cannot remove the folder in the "
+	    "way"));
+	ASSERT_CONTENT(f->out, "one/inside", "keep me");
+	ASSERT_CONTENT(f->out, "two", "shared");
+	lst(f->out, "two", &st);
+	assert_int_equal(st.st_nlink, 1);
+	assert_int_equal(st.st_mtim.tv_sec, T0);
+	assert_int_equal(f->res.files_restored, 1);
+	assert_int_equal(count_entries(f->out), 2);	/* no temp left */
+}
+
+static void
+test_hard_link_across_filesystems_copied(void **state)
+{
+	struct fx *f = *state;
+	char p[PATH_MAX];
+	struct stat s1, s2, s3;
+
+	put(f->dest, "a", "shared", T0);
+	put(f->dest, "mnt/x", "x", T0);
+	hardlink(f->dest, "a", "mnt/b");
+	hardlink(f->dest, "a", "c");
+	pjoin(p, sizeof p, f->out, "mnt");
+	mkdirs(p);
+	if (mount("tmpfs", p, "tmpfs", 0, "size=1m") == -1)
+		skip();		/* needs privileges to mount a tmpfs */
+	snprintf(f->mnt, sizeof f->mnt, "%s", p);
+	f->o.to = f->out;
+	assert_int_equal(run(f), 0);
+	assert_int_equal(f->res.errors, 0);
+	ASSERT_CONTENT(f->out, "mnt/b", "shared");
+	lst(f->out, "a", &s1);
+	lst(f->out, "mnt/b", &s2);
+	lst(f->out, "c", &s3);
+	assert_int_not_equal(s1.st_dev, s2.st_dev);
+	assert_int_equal(s2.st_nlink, 1);
+	assert_int_equal(s2.st_mtim.tv_sec, T0);
+	assert_int_equal(s1.st_ino, s3.st_ino);	/* same filesystem: linked */
+}
+
+static void
+test_hard_link_dry_run_lists_link(void **state)
+{
+	struct fx *f = *state;
+	char want[PATH_MAX * 2];
+
+	put(f->dest, "one", "shared", T0);
+	hardlink(f->dest, "one", "two");
+	f->o.to = f->out;
+	f->o.dry_run = true;
+	assert_int_equal(run(f), 0);
+	snprintf(want, sizeof want, "%s/two (hard link to %s/one)\n", f->out,
+	    f->out);
+	assert_non_null(strstr(outtext(f), want));
+	assert_int_equal(f->res.bytes, 6);
+	assert_false(exists(f->root, "out"));
+}
+
+/* ---- extended attributes ---------------------------------------------- */
+
+/* The value of xattr name of root/rel; length, or -1. */
+static ssize_t
+xget(const char *root, const char *rel, const char *name, char *buf,
+    size_t sz)
+{
+	char p[PATH_MAX];
+
+	pjoin(p, sizeof p, root, rel);
+	return lgetxattr(p, name, buf, sz);
+}
+
+static void
+xset(const char *root, const char *rel, const char *name, const void *val,
+    size_t len)
+{
+	char p[PATH_MAX];
+
+	pjoin(p, sizeof p, root, rel);
+	if (lsetxattr(p, name, val, len, 0) == -1) {
+		if (errno == ENOTSUP || errno == EOPNOTSUPP)
+			skip();	/* not on this filesystem */
+		fail_msg("setxattr %s %s: %s", p, name, strerror(errno));
+	}
+}
+
+static void
+test_xattrs_restored_file_and_folder(void **state)
+{
+	struct fx *f = *state;
+	char buf[64];
+	ssize_t n;
+
+	put(f->dest, "d/a.txt", "A", T0);
+	xset(f->dest, "d/a.txt", "user.one", "v\0al", 4);
+	xset(f->dest, "d/a.txt", "user.empty", "", 0);
+	xset(f->dest, "d", "user.dir", "folder", 6);
+	f->o.to = f->out;
+	assert_int_equal(run(f), 0);
+	assert_int_equal(f->res.errors, 0);
+	n = xget(f->out, "d/a.txt", "user.one", buf, sizeof buf);
+	assert_int_equal(n, 4);
+	assert_memory_equal(buf, "v\0al", 4);
+	assert_int_equal(xget(f->out, "d/a.txt", "user.empty", buf,
+	    sizeof buf), 0);
+	n = xget(f->out, "d", "user.dir", buf, sizeof buf);
+	assert_int_equal(n, 6);
+	assert_memory_equal(buf, "folder", 6);
+}
+
+static void
+test_acl_restored(void **state)
+{
+	struct fx *f = *state;
+	/* version 2; user::rw- user:1234:r-- group::r-- mask::r-- other::r-- */
+	static const unsigned char acl[] = {
+		2, 0, 0, 0,
+		0x01, 0, 6, 0, 0xff, 0xff, 0xff, 0xff,
+		0x02, 0, 4, 0, 0xd2, 0x04, 0, 0,
+		0x04, 0, 4, 0, 0xff, 0xff, 0xff, 0xff,
+		0x10, 0, 4, 0, 0xff, 0xff, 0xff, 0xff,
+		0x20, 0, 4, 0, 0xff, 0xff, 0xff, 0xff,
+	};
+	char want[128], got[128];
+	ssize_t nw, ng;
+
+	put(f->dest, "acl.txt", "A", T0);
+	xset(f->dest, "acl.txt", "system.posix_acl_access", acl, sizeof acl);
+	nw = xget(f->dest, "acl.txt", "system.posix_acl_access", want,
+	    sizeof want);
+	assert_true(nw > 0);
+	f->o.to = f->out;
+	assert_int_equal(run(f), 0);
+	assert_int_equal(f->res.errors, 0);
+	ng = xget(f->out, "acl.txt", "system.posix_acl_access", got,
+	    sizeof got);
+	assert_int_equal(ng, nw);
+	assert_memory_equal(got, want, (size_t)nw);
+}
+
+static void
+test_trusted_xattr_restored_as_root(void **state)
+{
+	struct fx *f = *state;
+	char buf[16];
+
+	if (geteuid() != 0)
+		skip();		/* only root may set trusted.* */
+	put(f->dest, "t.txt", "T", T0);
+	xset(f->dest, "t.txt", "trusted.vigil", "tv", 2);
+	f->o.to = f->out;
+	assert_int_equal(run(f), 0);
+	assert_int_equal(xget(f->out, "t.txt", "trusted.vigil", buf,
+	    sizeof buf), 2);
+	assert_memory_equal(buf, "tv", 2);
+}
+
+static void
+test_xattr_unsupported_target_is_a_message(void **state)
+{
+	struct fx *f = *state;
+
+	put(f->dest, "a.txt", "A", T0);
+	put(f->dest, "b.txt", "B", T0);
+	xset(f->dest, "a.txt", "user.one", "1", 1);
+	xset(f->dest, "b.txt", "user.two", "2", 1);
+	mkdirs(f->out);
+	if (mount("none", f->out, "ramfs", 0, NULL) == -1)
+		skip();		/* needs privileges to mount a ramfs */
+	snprintf(f->mnt, sizeof f->mnt, "%s", f->out);
+	f->o.to = f->out;
+	assert_int_equal(run(f), 0);
+	assert_int_equal(f->res.errors, 0);
+	assert_int_equal(f->res.files_restored, 2);
+	ASSERT_CONTENT(f->out, "a.txt", "A");
+	ASSERT_CONTENT(f->out, "b.txt", "B");
+	assert_true(has_message(f, "does not support extended attribute "
+	    "user.one"));
+	assert_int_equal(f->res.nmessages, 1);	/* once, not per file */
+}
+
+/* ---- what "unchanged" means ------------------------------------------- */
+
+static void
+test_same_size_mtime_other_content_restored(void **state)
+{
+	struct fx *f = *state;
+	struct stat a, b;
+
+	put(f->dest, "a.txt", "backup", T0);
+	put(f->out, "a.txt", "BACKUP", T0);	/* same size, same mtime */
+	lst(f->dest, "a.txt", &a);
+	lst(f->out, "a.txt", &b);
+	assert_int_equal(a.st_size, b.st_size);
+	assert_int_equal(a.st_mtim.tv_nsec, b.st_mtim.tv_nsec);
+	f->o.to = f->out;
+	assert_int_equal(run(f), 0);
+	ASSERT_CONTENT(f->out, "a.txt", "backup");
+	assert_int_equal(f->res.files_restored, 1);
+	assert_int_equal(f->res.files_unchanged, 0);
+}
+
+static void
+test_same_size_mtime_other_symlink_target_restored(void **state)
+{
+	struct fx *f = *state;
+	char p[PATH_MAX], buf[16];
+	ssize_t n;
+
+	mkdirs(f->out);
+	pjoin(p, sizeof p, f->dest, "lnk");
+	assert_int_equal(symlink("aaaa", p), 0);
+	set_mtime(p, T0, 5);
+	pjoin(p, sizeof p, f->out, "lnk");
+	assert_int_equal(symlink("bbbb", p), 0);
+	set_mtime(p, T0, 5);
+	f->o.to = f->out;
+	assert_int_equal(run(f), 0);
+	n = readlink(p, buf, sizeof buf);
+	assert_int_equal(n, 4);
+	assert_memory_equal(buf, "aaaa", 4);
+	assert_int_equal(f->res.files_restored, 1);
+}
+
+static void
+test_same_content_other_mode_restored(void **state)
+{
+	struct fx *f = *state;
+	char p[PATH_MAX];
+	struct stat st;
+
+	put(f->dest, "a.txt", "same", T0);
+	put(f->out, "a.txt", "same", T0);
+	pjoin(p, sizeof p, f->out, "a.txt");
+	assert_int_equal(chmod(p, 0600), 0);
+	f->o.to = f->out;
+	assert_int_equal(run(f), 0);
+	lst(f->out, "a.txt", &st);
+	assert_int_equal(st.st_mode & 07777, 0644);
+	assert_int_equal(f->res.files_restored, 1);
+}
+
+static void
+test_same_content_other_xattr_restored(void **state)
+{
+	struct fx *f = *state;
+	char buf[16];
+
+	put(f->dest, "a.txt", "same", T0);
+	put(f->out, "a.txt", "same", T0);
+	xset(f->dest, "a.txt", "user.tag", "new", 3);
+	xset(f->out, "a.txt", "user.tag", "old", 3);
+	xset(f->out, "a.txt", "user.extra", "x", 1);
+	f->o.to = f->out;
+	assert_int_equal(run(f), 0);
+	assert_int_equal(f->res.files_restored, 1);
+	assert_int_equal(xget(f->out, "a.txt", "user.tag", buf, sizeof buf),
+	    3);
+	assert_memory_equal(buf, "new", 3);
+	assert_int_equal(xget(f->out, "a.txt", "user.extra", buf, sizeof buf),
+	    -1);
+	/* now the same: left alone */
+	assert_int_equal(run(f), 0);
+	assert_int_equal(f->res.files_unchanged, 1);
+	assert_int_equal(f->res.files_restored, 0);
+}
+
+/* ---- batches ---------------------------------------------------------- */
+
+#define MANY	700	/* more than two batches */
+
+static void
+test_many_files_several_batches(void **state)
+{
+	struct fx *f = *state;
+	char rel[64], want[64], p[PATH_MAX];
+	int i;
+
+	for (i = 0; i < MANY; i++) {
+		snprintf(rel, sizeof rel, "d%d/f%04d", i % 3, i);
+		put(f->dest, rel, rel, T0 + i);
+	}
+	f->o.to = f->out;
+	assert_int_equal(run(f), 0);
+	assert_int_equal(f->res.files_restored, MANY);
+	assert_int_equal(f->res.errors, 0);
+	for (i = 0; i < MANY; i++) {
+		snprintf(rel, sizeof rel, "d%d/f%04d", i % 3, i);
+		snprintf(want, sizeof want, "%s", rel);
+		ASSERT_CONTENT(f->out, rel, want);
+	}
+	/* every temp renamed: nothing else in the folders */
+	for (i = 0; i < 3; i++) {
+		snprintf(rel, sizeof rel, "d%d", i);
+		pjoin(p, sizeof p, f->out, rel);
+		assert_int_equal(count_entries(p), MANY / 3 + (i < MANY % 3));
+	}
+	assert_int_equal(run(f), 0);
+	assert_int_equal(f->res.files_unchanged, MANY);
 }
 
 static void
@@ -1284,7 +1738,23 @@ main(void)
 		T(test_keep_owner),
 		T(test_sparse_file_stays_sparse),
 		T(test_path_deeper_than_path_max),
-		T(test_hard_links_come_back_as_copies),
+		T(test_hard_links_restored_as_links),
+		T(test_hard_links_second_restore_unchanged),
+		T(test_hard_links_in_versions_restored_as_links),
+		T(test_hard_links_not_joined_across_places),
+		T(test_hard_link_first_name_newer_not_joined),
+		T(test_hard_link_first_name_failed_member_copied),
+		T(test_hard_link_across_filesystems_copied),
+		T(test_hard_link_dry_run_lists_link),
+		T(test_xattrs_restored_file_and_folder),
+		T(test_acl_restored),
+		T(test_trusted_xattr_restored_as_root),
+		T(test_xattr_unsupported_target_is_a_message),
+		T(test_same_size_mtime_other_content_restored),
+		T(test_same_size_mtime_other_symlink_target_restored),
+		T(test_same_content_other_mode_restored),
+		T(test_same_content_other_xattr_restored),
+		T(test_many_files_several_batches),
 		T(test_engine_temp_files_not_restored),
 		T(test_symlink_tree_in_folder_not_followed),
 		T(test_unrelated_entries_in_versions_ignored),

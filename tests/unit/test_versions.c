@@ -282,6 +282,75 @@ test_symlinked_area_is_refused(void **state)
 	assert_int_equal(access(other, F_OK), 0);
 }
 
+/* Write the .added list of the run id taken at ms. */
+static void
+put_added(struct vfx *f, int64_t ms, int64_t id)
+{
+	char	 stamp[VERSIONS_STAMP_MAX], p[PATH_MAX];
+	FILE	*fp;
+
+	versions_stamp(ms, id, stamp, sizeof(stamp));
+	snprintf(p, sizeof(p), "%s/.vigil/versions/%s.added", f->dir, stamp);
+	fp = fopen(p, "w");
+	assert_non_null(fp);
+	fputs("new", fp);
+	fputc('\0', fp);
+	fclose(fp);
+}
+
+static bool
+has_added(struct vfx *f, int64_t ms, int64_t id)
+{
+	char	 stamp[VERSIONS_STAMP_MAX], p[PATH_MAX];
+
+	versions_stamp(ms, id, stamp, sizeof(stamp));
+	snprintf(p, sizeof(p), "%s/.vigil/versions/%s.added", f->dir, stamp);
+	return access(p, F_OK) == 0;
+}
+
+static void
+test_keep_versions_prunes_added_lists(void **state)
+{
+	struct vfx		*f = *state;
+	struct versions_policy	 p = { 1, 0, NOW_MS };
+	struct vg_err		 err;
+
+	/* run 1 only added; runs 2 and 3 replaced x (and added); run 4
+	   only added */
+	put_added(f, NOW_MS - 4 * DAY_MS, 1);
+	put(f, NOW_MS - 3 * DAY_MS, 2, "x", "x1");
+	put_added(f, NOW_MS - 3 * DAY_MS, 2);
+	put(f, NOW_MS - 2 * DAY_MS, 3, "x", "x2");
+	put_added(f, NOW_MS - 2 * DAY_MS, 3);
+	put_added(f, NOW_MS - 1 * DAY_MS, 4);
+	assert_int_equal(versions_prune(f->fd, &p, NULL, &err), 0);
+	/* run 2 lost its last version: its list goes with it */
+	assert_false(has(f, NOW_MS - 3 * DAY_MS, 2, ""));
+	assert_false(has_added(f, NOW_MS - 3 * DAY_MS, 2));
+	/* run 1 is older than every kept version */
+	assert_false(has_added(f, NOW_MS - 4 * DAY_MS, 1));
+	/* run 3 holds the kept version; run 4 is newer than it */
+	assert_true(has(f, NOW_MS - 2 * DAY_MS, 3, "x"));
+	assert_true(has_added(f, NOW_MS - 2 * DAY_MS, 3));
+	assert_true(has_added(f, NOW_MS - 1 * DAY_MS, 4));
+}
+
+static void
+test_added_lists_stay_without_versions(void **state)
+{
+	struct vfx		*f = *state;
+	struct versions_policy	 p = { 2, 0, NOW_MS };
+	struct vg_err		 err;
+
+	/* a job that only ever added files: the lists are all restores
+	   "as of" an earlier run have */
+	put_added(f, NOW_MS - 3 * DAY_MS, 1);
+	put_added(f, NOW_MS - 2 * DAY_MS, 2);
+	assert_int_equal(versions_prune(f->fd, &p, NULL, &err), 0);
+	assert_true(has_added(f, NOW_MS - 3 * DAY_MS, 1));
+	assert_true(has_added(f, NOW_MS - 2 * DAY_MS, 2));
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int
@@ -297,6 +366,8 @@ main(void)
 		T(test_leaves_foreign_names_removes_temp),
 		T(test_missing_area_is_fine),
 		T(test_symlinked_area_is_refused),
+		T(test_keep_versions_prunes_added_lists),
+		T(test_added_lists_stay_without_versions),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
