@@ -445,7 +445,7 @@ static int
 apps_scan_fds(struct apps_proc *p, const struct apps_query *q,
     char *const *canon)
 {
-	char dpath[64], fpath[96], *target;
+	char dpath[64], fpath[352], *target;
 	struct dirent *de;
 	struct stat st;
 	DIR *d;
@@ -734,7 +734,7 @@ static void
 apps_display_of(const struct apps_socks *s, pid_t pid, bool env_x11,
     bool env_wl, bool *x11, bool *wl)
 {
-	char dpath[64], fpath[96], *target;
+	char dpath[64], fpath[352], *target;
 	const struct apps_sock *me, *peer;
 	unsigned long long ino;
 	struct dirent *de;
@@ -929,6 +929,14 @@ apps_describe(struct vg_app *a, struct apps_table *t, struct apps_proc *top,
 	return 0;
 }
 
+static int
+apps_app_cmp(const void *a, const void *b)
+{
+	const struct vg_app *x = a, *y = b;
+
+	return x->pid < y->pid ? -1 : x->pid > y->pid;
+}
+
 int
 apps_find(const struct apps_query *q, struct vg_applist **out,
     struct vg_err *err)
@@ -938,6 +946,7 @@ apps_find(const struct apps_query *q, struct vg_applist **out,
 	struct vg_applist *l = NULL;
 	struct vg_app a;
 	char **canon = NULL;
+	bool socks_tried = false;
 	size_t i, j;
 	int rc = -1;
 
@@ -985,8 +994,10 @@ apps_find(const struct apps_query *q, struct vg_applist **out,
 			seen = l->v[j].pid == top->pid;
 		if (seen)
 			continue;
-		if (!socks.ok && socks.v == NULL)
+		if (!socks_tried) {
 			apps_socks_load(&socks);
+			socks_tried = true;
+		}
 		if (apps_describe(&a, &t, top, &socks) == -1) {
 			apps_app_clear(&a);	/* vanished: skip it */
 			continue;
@@ -996,6 +1007,8 @@ apps_find(const struct apps_query *q, struct vg_applist **out,
 			goto out;
 		}
 	}
+	if (l->n > 1)
+		qsort(l->v, l->n, sizeof *l->v, apps_app_cmp);
 	*out = l;
 	l = NULL;
 	rc = 0;

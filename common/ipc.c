@@ -23,7 +23,7 @@ ipc_conn_reset(struct ipc_conn *c)
 	free(c->out);
 	c->in = c->out = NULL;
 	c->in_len = c->in_got = c->hdr_got = 0;
-	c->out_len = c->out_off = 0;
+	c->out_len = c->out_off = c->out_cap = 0;
 }
 
 json_t *
@@ -138,7 +138,7 @@ ipc_queue_body(struct ipc_conn *c, const char *body, size_t len,
     struct vg_err *err)
 {
 	char *nb;
-	size_t pending, max;
+	size_t pending, max, cap;
 
 	if (len == 0 || len > IPC_FRAME_MAX) {
 		vg_err_set(err, VG_ERR_INVALID, "message of %zu bytes does "
@@ -153,18 +153,28 @@ ipc_queue_body(struct ipc_conn *c, const char *body, size_t len,
 		    "messages (%zu bytes waiting)", pending);
 		return -1;
 	}
-	/* Compact what was already sent before growing. */
-	if (c->out_off > 0) {
+	/* Out of room: first drop what was already sent. */
+	if (c->out_len + len + 4 > c->out_cap && c->out_off > 0) {
 		memmove(c->out, c->out + c->out_off, pending);
 		c->out_len = pending;
 		c->out_off = 0;
 	}
-	if ((nb = realloc(c->out, c->out_len + len + 4)) == NULL) {
-		vg_err_sys(err, "out of memory");
-		return -1;
+	if (c->out_len + len + 4 > c->out_cap) {
+		/* Grow by doubling (up to the limit): a peer that reads
+		 * slowly must not cost a copy of the queue per message. */
+		cap = c->out_cap > 0 ? c->out_cap : 4096;
+		while (cap < c->out_len + len + 4)
+			cap *= 2;
+		if (cap > max)
+			cap = max;
+		if ((nb = realloc(c->out, cap)) == NULL) {
+			vg_err_sys(err, "out of memory");
+			return -1;
+		}
+		c->out = nb;
+		c->out_cap = cap;
 	}
-	c->out = nb;
-	nb += c->out_len;
+	nb = c->out + c->out_len;
 	nb[0] = (char)((len >> 24) & 0xff);
 	nb[1] = (char)((len >> 16) & 0xff);
 	nb[2] = (char)((len >> 8) & 0xff);
@@ -193,6 +203,12 @@ ipc_flush(struct ipc_conn *c, struct vg_err *err)
 		c->out_off += (size_t)n;
 	}
 	c->out_off = c->out_len = 0;
+	/* An idle connection keeps no large buffer. */
+	if (c->out_cap > 65536) {
+		free(c->out);
+		c->out = NULL;
+		c->out_cap = 0;
+	}
 	return 1;
 }
 

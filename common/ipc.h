@@ -35,7 +35,7 @@ struct ipc_conn {
 	char		*in;		/* frame body being read */
 	size_t		 in_len, in_got;
 	char		*out;		/* queued bytes not yet written */
-	size_t		 out_len, out_off;
+	size_t		 out_len, out_off, out_cap;
 	size_t		 out_max;	/* queue limit; 0 means IPC_OUT_MAX */
 };
 

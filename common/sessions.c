@@ -231,5 +231,7 @@ sessions_valid_id(const char *id)
 		    id[i] == '-'))
 			return false;
 	}
-	return i > 0;
+	/* Never anything that reads as a path outside its folder. */
+	return i > 0 && id[0] != '.' && id[0] != '/' &&
+	    strstr(id, "..") == NULL;
 }

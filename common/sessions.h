@@ -142,6 +142,9 @@ int	sessions_session_uid(struct vg_sessions *s, const char *id, uid_t *uid,
 int	sessions_uid_display(struct vg_sessions *s, uid_t uid, char *id,
 	    size_t idlen, struct vg_err *err);
 
+/* A session id as the sources make them: [A-Za-z0-9._:/-]{1,63}, not
+ * starting with '.' or '/', without "..". */
+bool	sessions_valid_id(const char *id);
 /* True for the sessions where a person may be at work: class user (or
  * other) and not closing.  Greeters, lock screens, background (cron) and
  * manager (user@) sessions do not count. */

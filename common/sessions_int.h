@@ -34,7 +34,5 @@ void	sessions_copy(char *dst, size_t dstlen, const char *src);
  * NULL when memory runs out. */
 struct vg_session *sessions_grow(struct vg_session **v, size_t *n,
 	    size_t *cap);
-/* A logind-style session id: [A-Za-z0-9._:/-]{1,63}. */
-bool	sessions_valid_id(const char *id);
 
 #endif

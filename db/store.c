@@ -1067,6 +1067,39 @@ out:
 }
 
 int
+store_run_set_details(struct vg_store *st, int64_t run_id,
+    const char *details_json, struct vg_err *err)
+{
+	sqlite3_stmt *stmt = NULL;
+	int ret = -1;
+
+	if (store_begin(st, "saving a run's details", err) == -1)
+		return -1;
+	if (store_prepare(st, "UPDATE runs SET details_json = ? WHERE id = ?",
+	    &stmt, "saving a run's details", err) == -1)
+		goto out;
+	store_bind_text(stmt, 1, details_json);
+	sqlite3_bind_int64(stmt, 2, run_id);
+	if (store_step_done(st, stmt, "saving a run's details", err) == -1)
+		goto out;
+	if (sqlite3_changes(st->db) == 0) {
+		vg_err_set(err, VG_ERR_NOTFOUND, "no run %lld",
+		    (long long)run_id);
+		goto out;
+	}
+	sqlite3_finalize(stmt);
+	stmt = NULL;
+	if (store_commit(st, "saving a run's details", err) == -1)
+		goto out;
+	ret = 0;
+out:
+	sqlite3_finalize(stmt);
+	if (ret == -1)
+		store_rollback(st);
+	return ret;
+}
+
+int
 store_preamble_get(struct vg_store *st, uid_t uid, char **out,
     struct vg_err *err)
 {

@@ -168,6 +168,10 @@ int	store_run_finish(struct vg_store *st, const struct vg_run_row *row,
 	    const struct vg_run_file *files, size_t nfiles, struct vg_err *err);
 int	store_run_get(struct vg_store *st, int64_t run_id, struct vg_run_row *row,
 	    struct vg_err *err);
+/* Replace a recorded run's details_json (agents that confirmed a resume
+ * after the run was recorded). */
+int	store_run_set_details(struct vg_store *st, int64_t run_id,
+	    const char *details_json, struct vg_err *err);
 int	store_run_files(struct vg_store *st, int64_t run_id,
 	    struct vg_run_file **files, size_t *n, struct vg_err *err);
 /* Newest first.  job_id 0 = all jobs visible to the filter; all_owners false

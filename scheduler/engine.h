@@ -71,6 +71,14 @@ struct engine_opts {
 	engine_progress_fn	 progress;
 	void			*progress_arg;
 	volatile sig_atomic_t	*cancel;	/* set non-zero to stop */
+	/*
+	 * Files (absolute paths under the job's sources) that apps held and
+	 * would not close: they are captured by the fallback (the source's
+	 * read_from and fallback_capture) even when their source says
+	 * closed-app.  NULL or empty: none.
+	 */
+	const struct vg_strlist	*fallback_files;
+	enum vg_capture		 fallback_capture;
 };
 
 struct engine_problem {

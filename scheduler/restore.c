@@ -1651,7 +1651,7 @@ out:
 static void
 rs_commit_link(struct rs_ctx *c, struct rs_item *it)
 {
-	int e = ENOENT;
+	const char *why = "its first name was not restored";
 
 	if (c->groups[it->group].state == RS_G_READY) {
 		if (rs_link(c, it) == 0) {
@@ -1659,10 +1659,10 @@ rs_commit_link(struct rs_ctx *c, struct rs_item *it)
 			c->res->files_restored++;
 			return;
 		}
-		e = errno;
+		why = errno == ESTALE ? "its first name changed meanwhile" :
+		    strerror(errno);
 	}
-	rs_line(c, "copy %s: no hard link possible (%s)", it->dtgt,
-	    strerror(e));
+	rs_line(c, "copy %s: no hard link possible (%s)", it->dtgt, why);
 	rs_copy_now(c, it);
 }
 

@@ -179,6 +179,7 @@ runner_plan_free(struct runner_plan *plan)
 	free(plan->path);
 	free(plan->path_reason);
 	free(plan->sources);
+	strlist_free(&plan->fallback_files);
 	memset(plan, 0, sizeof *plan);
 }
 
@@ -263,6 +264,7 @@ runner_prepare(struct vg_store *st, const char *state_dir,
 		plan->sources[i].read_from = NULL;
 		plan->sources[i].capture = VG_CAP_LIVE;
 	}
+	plan->fallback_capture = VG_CAP_LIVE;
 	plan->started_ms = runner_now_ms();
 
 	runner_check(plan->job, msg, sizeof msg);
@@ -376,6 +378,8 @@ runner_execute(const struct runner_plan *plan,
 	eo.progress = req->progress;
 	eo.progress_arg = req->progress_arg;
 	eo.cancel = req->cancel;
+	eo.fallback_files = &plan->fallback_files;
+	eo.fallback_capture = plan->fallback_capture;
 	rc = engine_run(&eo, res, err);
 	if (cat != NULL)
 		catalogue_close(cat);
@@ -390,7 +394,7 @@ runner_execute(const struct runner_plan *plan,
 }
 
 static char *
-runner_details(const struct vg_engine_result *res)
+runner_details(const struct vg_engine_result *res, json_t *extra)
 {
 	json_t *o, *w;
 	char *s;
@@ -405,6 +409,8 @@ runner_details(const struct vg_engine_result *res)
 	json_object_set_new(o, "dirs", json_integer((json_int_t)res->dirs));
 	json_object_set_new(o, "versions_pruned",
 	    json_integer((json_int_t)res->versions_pruned));
+	if (json_is_object(extra))
+		json_object_update(o, extra);
 	s = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	return s;
@@ -413,7 +419,7 @@ runner_details(const struct vg_engine_result *res)
 int
 runner_record(struct vg_store *st, const struct runner_plan *plan,
     const struct vg_engine_result *res, const struct vg_err *run_err,
-    struct vg_err *err)
+    json_t *extra, struct vg_err *err)
 {
 	struct vg_run_row rr;
 	struct vg_run_file *files = NULL;
@@ -442,7 +448,7 @@ runner_record(struct vg_store *st, const struct runner_plan *plan,
 	else if (res->status == VG_RUN_FAILED && run_err != NULL &&
 	    run_err->msg[0] != '\0')
 		rr.message = (char *)run_err->msg;
-	details = runner_details(res);
+	details = runner_details(res, extra);
 	rr.details_json = details;
 	if (res->nproblems > 0 &&
 	    (files = calloc(res->nproblems, sizeof *files)) == NULL) {
@@ -512,7 +518,7 @@ runner_run(struct vg_store *st, const char *state_dir,
 		rc = 0;
 		goto out;
 	}
-	rc = runner_record(st, &plan, &res, &rerr, err);
+	rc = runner_record(st, &plan, &res, &rerr, NULL, err);
 out:
 	engine_result_free(&res);
 	runner_plan_free(&plan);

@@ -61,6 +61,9 @@ struct runner_plan {
 	char			*path_reason;
 	struct engine_source	*sources;	/* job->sources.n, read live
 						   until snapshots land */
+	struct vg_strlist	 fallback_files; /* held by apps that refused
+						    to close (owned) */
+	enum vg_capture		 fallback_capture;
 };
 void	runner_plan_free(struct runner_plan *plan);	/* contents only */
 
@@ -71,9 +74,11 @@ int	runner_prepare(struct vg_store *st, const char *state_dir,
 int	runner_execute(const struct runner_plan *plan,
 	    const struct runner_request *req, struct vg_engine_result *res,
 	    struct vg_err *err);
+/* extra (may be NULL): more of the record (agents, apps, sessions) merged
+ * into the run's details; borrowed. */
 int	runner_record(struct vg_store *st, const struct runner_plan *plan,
 	    const struct vg_engine_result *res, const struct vg_err *run_err,
-	    struct vg_err *err);
+	    json_t *extra, struct vg_err *err);
 
 /* The engine result as JSON (worker to parent) and back.  to_json returns a
  * new reference; from_json fills res (free with engine_result_free). */

@@ -17,7 +17,9 @@
 #include "common/log.h"
 #include "common/platform.h"
 #include "db/store.h"
+#include "common/sessions.h"
 #include "scheduler/control.h"
+#include "scheduler/quiesce.h"
 #include "scheduler/runner.h"
 #include "scheduler/sched.h"
 #include "scheduler/server.h"
@@ -36,6 +38,8 @@ enum svc_kind {
 	SVC_SRC_DEADLINE,
 	SVC_SRC_SIGNAL,
 	SVC_SRC_WORKER,
+	SVC_SRC_QUIESCE,	/* agent deadlines */
+	SVC_SRC_SESSIONS,	/* logins and logouts */
 };
 
 struct svc_src {
@@ -55,6 +59,7 @@ struct svc_job {
 	char			*definition;
 	struct sched_job	*sj;
 	bool			 catchup;	/* next start is a missed run */
+	unsigned		 postponed;	/* postponed in a row */
 	bool			 rescan;	/* asked with the manual run */
 	struct svc_waiter	*waiters;	/* run --wait */
 	size_t			 nwaiters;
@@ -65,10 +70,16 @@ struct svc_job {
 
 struct svc_run {
 	struct svc_src		 src;
-	struct worker		*w;
+	struct worker		*w;		/* NULL while agents are asked */
+	struct runner_plan	 plan;		/* until the worker takes it */
+	struct quiesce_round	*round;		/* NULL: no agents involved */
+	bool			 resumed;	/* resume sent after the copy */
+	int64_t			 run_id;	/* 0 for a dry run */
+	char			*job_name;
 	int64_t			 job_id;
 	uid_t			 owner;
 	bool			 dry;
+	bool			 rescan;
 	struct svc_waiter	 dry_waiter;	/* who asked for the dry run */
 	int64_t			 deadline_ms;	/* max-runtime, 0 = none */
 	int64_t			 kill_ms;	/* SIGKILL after this, 0 = not
@@ -76,15 +87,25 @@ struct svc_run {
 	struct svc_run		*next;
 };
 
+/* A recorded run whose agents still owe a resume confirmation. */
+struct svc_settle {
+	struct quiesce_round	*round;
+	int64_t			 run_id;
+	struct svc_settle	*next;
+};
+
 struct svc {
 	const struct service_opts *opts;
 	struct vg_store		*st;
 	struct vg_server	*srv;
 	struct vg_clock		*clk;
-	struct vg_clock_timer	*tmr, *wake, *deadline;
+	struct vg_clock_timer	*tmr, *wake, *deadline, *qtimer;
 	int			 epfd, sigfd;
 	struct svc_src		 src_server, src_tmr, src_wake, src_deadline,
-				 src_sig;
+				 src_sig, src_quiesce, src_sessions;
+	struct vg_sessions	*sessions;
+	struct vg_quiesce	*quiesce;
+	struct svc_settle	*settling;
 	struct svc_job		**jobs;
 	size_t			 njobs;
 	struct svc_run		*runs;
@@ -102,6 +123,8 @@ struct svc {
 static void	svc_tick(struct svc *s);
 static void	svc_reply_waiters(struct svc *s, struct svc_job *j,
 		    json_t *answer);
+static json_t	*svc_sessions_json(struct svc *s,
+		    const struct control_peer *peer);
 
 /* ---- jobs ---- */
 
@@ -364,10 +387,11 @@ svc_status_notify(struct svc *s)
 	for (r = s->runs; r != NULL && off < sizeof buf - 64; r = r->next) {
 		if (r->dry)
 			continue;
-		p = worker_progress(r->w);
+		p = r->w != NULL ? worker_progress(r->w) : NULL;
 		off += (size_t)snprintf(buf + off, sizeof buf - off,
-		    " %s (%s)", worker_job_name(r->w), p != NULL ?
-		    json_string_value(json_object_get(p, "phase")) : "starting");
+		    " %s (%s)", r->job_name, r->w == NULL ? "asking agents" :
+		    p != NULL ? json_string_value(json_object_get(p, "phase")) :
+		    "starting");
 	}
 	(void)sd_notifyf(0, "STATUS=%s", buf);
 }
@@ -392,46 +416,32 @@ svc_arm_deadline(struct svc *s)
 		log_warnx("cannot arm the deadline timer: %s", err.msg);
 }
 
-static json_t *
-svc_event(int64_t run_id, const char *job, int64_t job_id, uid_t owner,
-    const char *status)
+static void
+svc_arm_quiesce(struct svc *s)
 {
-	json_t *o = json_object();
-	struct passwd *pw = getpwuid(owner);
+	int64_t at = quiesce_next_deadline(s->quiesce);
+	struct vg_err err;
 
-	json_object_set_new(o, "run", json_integer(run_id));
-	json_object_set_new(o, "job", json_string(job));
-	json_object_set_new(o, "job_id", json_integer(job_id));
-	json_object_set_new(o, "owner", pw != NULL ?
-	    json_string(pw->pw_name) : json_integer(owner));
-	if (status != NULL)
-		json_object_set_new(o, "status", json_string(status));
-	return o;
+	if (at < 0)
+		(void)clock_timer_disarm(s->qtimer, &err);
+	else if (clock_timer_arm_mono(s->qtimer, at, &err) == -1)
+		log_warnx("cannot arm the agent deadline timer: %s", err.msg);
 }
 
 static json_t *
 svc_run_event(struct svc_run *r, const char *status)
 {
-	return svc_event(worker_run_id(r->w), worker_job_name(r->w),
-	    r->job_id, r->owner, status);
-}
+	json_t *o = json_object();
+	struct passwd *pw = getpwuid(r->owner);
 
-static void
-svc_on_progress(struct worker *w, json_t *progress, void *arg)
-{
-	struct svc_run *r = arg;
-	struct svc *s;
-	json_t *ev;
-
-	(void)w;
-	s = r->src.obj;
-	if (r->dry)
-		return;
-	ev = svc_run_event(r, NULL);
-	json_object_update(ev, progress);
-	json_object_del(ev, "type");
-	(void)server_broadcast(s->srv, "progress", ev, r->owner);
-	json_decref(ev);
+	json_object_set_new(o, "run", json_integer(r->run_id));
+	json_object_set_new(o, "job", json_string(r->job_name));
+	json_object_set_new(o, "job_id", json_integer(r->job_id));
+	json_object_set_new(o, "owner", pw != NULL ?
+	    json_string(pw->pw_name) : json_integer(r->owner));
+	if (status != NULL)
+		json_object_set_new(o, "status", json_string(status));
+	return o;
 }
 
 static void
@@ -449,59 +459,120 @@ svc_reply_waiters(struct svc *s, struct svc_job *j, json_t *answer)
 	j->nwaiters = 0;
 }
 
+/* Send resume to the agents that need it now (after the copy, or when the
+ * run ends any other way). */
+static void
+svc_resume(struct svc *s, struct svc_run *r)
+{
+	uint64_t *conns = NULL;
+	size_t n = 0, i;
+	json_t *ev;
+	int64_t now = clock_mono_ms(s->clk);
+
+	if (r->round == NULL || !quiesce_round_decided(r->round))
+		return;
+	if (quiesce_round_resume(s->quiesce, r->round, now, &conns, &n) == -1)
+		return;
+	r->resumed = true;
+	if (n > 0) {
+		ev = quiesce_round_resume_event(r->round);
+		for (i = 0; i < n; i++)
+			if (server_send_event(s->srv, conns[i], "resume", ev,
+			    NULL) == -1)
+				quiesce_round_send_failed(s->quiesce, r->round,
+				    conns[i], now);
+		json_decref(ev);
+	}
+	free(conns);
+	svc_arm_quiesce(s);
+}
+
+/* A recorded run's round is settled: store its final record. */
+static void
+svc_settle_check(struct svc *s)
+{
+	struct svc_settle **pp, *st;
+	json_t *d, *old;
+	struct vg_run_row row;
+	char *text;
+
+	for (pp = &s->settling; (st = *pp) != NULL;) {
+		if (!quiesce_round_settled(st->round)) {
+			pp = &st->next;
+			continue;
+		}
+		memset(&row, 0, sizeof row);
+		if (store_run_get(s->st, st->run_id, &row, NULL) == 0) {
+			old = row.details_json != NULL ?
+			    json_loads(row.details_json, 0, NULL) : NULL;
+			if (!json_is_object(old)) {
+				json_decref(old);
+				old = json_object();
+			}
+			d = quiesce_round_details(st->round);
+			json_object_update(old, d);
+			json_decref(d);
+			if ((text = json_dumps(old, JSON_COMPACT)) != NULL)
+				(void)store_run_set_details(s->st, st->run_id,
+				    text, NULL);
+			free(text);
+			json_decref(old);
+			run_row_free(&row);
+		}
+		quiesce_round_free(s->quiesce, st->round);
+		*pp = st->next;
+		free(st);
+	}
+}
+
 static void
 svc_run_remove(struct svc *s, struct svc_run *r)
 {
 	struct svc_run **pp;
+	struct svc_settle *st;
 
 	for (pp = &s->runs; *pp != NULL; pp = &(*pp)->next)
 		if (*pp == r) {
 			*pp = r->next;
 			break;
 		}
-	(void)epoll_ctl(s->epfd, EPOLL_CTL_DEL, worker_fd(r->w), NULL);
+	if (r->w != NULL)
+		(void)epoll_ctl(s->epfd, EPOLL_CTL_DEL, worker_fd(r->w), NULL);
 	if (!r->dry && s->nrunning > 0)
 		s->nrunning--;
+	if (r->round != NULL) {
+		if (quiesce_round_settled(r->round) || r->dry)
+			quiesce_round_free(s->quiesce, r->round);
+		else if ((st = calloc(1, sizeof *st)) != NULL) {
+			st->round = r->round;
+			st->run_id = r->run_id;
+			st->next = s->settling;
+			s->settling = st;
+		} else
+			quiesce_round_free(s->quiesce, r->round);
+	}
 	worker_free(r->w);
+	runner_plan_free(&r->plan);
 	json_decref(r->dry_waiter.id);
+	free(r->job_name);
 	free(r);
 	if (s->nrunning == 0)
 		svc_inhibit(s, false);
 	svc_arm_deadline(s);
+	svc_arm_quiesce(s);
 }
 
+/* The run is over and recorded as status: tell everyone. */
 static void
-svc_run_finished(struct svc *s, struct svc_run *r)
+svc_run_done(struct svc *s, struct svc_run *r, enum vg_run_status status)
 {
 	struct svc_job *j;
-	enum vg_run_status status = VG_RUN_FAILED;
-	struct vg_err err;
 	json_t *ev, *ans;
 	time_t passed;
 
-	vg_err_clear(&err);
-	if (worker_finish(r->w, s->st, &status, &err) == -1)
-		log_warnx("run %lld: cannot record it: %s",
-		    (long long)worker_run_id(r->w), err.msg);
-	if (r->dry) {
-		const char *plan = worker_plan_text(r->w);
-
-		ans = json_object();
-		json_object_set_new(ans, "run", json_integer(0));
-		json_object_set_new(ans, "status",
-		    json_string(store_run_status_name(status)));
-		json_object_set_new(ans, "plan", json_string(plan != NULL ?
-		    plan : ""));
-		ans = control_ok(NULL, ans);	/* takes ans */
-		if (r->dry_waiter.conn != 0)
-			(void)server_reply(s->srv, r->dry_waiter.conn,
-			    r->dry_waiter.id, ans, NULL);
-		json_decref(ans);
-		svc_run_remove(s, r);
-		return;
-	}
 	ev = svc_run_event(r, store_run_status_name(status));
 	(void)server_broadcast(s->srv, "run-finished", ev, r->owner);
+	json_decref(ev);
 	if ((j = svc_find_job(s, r->job_id)) != NULL) {
 		passed = sched_run_finished(j->sj, clock_now(s->clk),
 		    status == VG_RUN_OK);
@@ -510,17 +581,293 @@ svc_run_finished(struct svc *s, struct svc_run *r)
 			    "skipped", j->name, (long long)passed);
 		svc_persist_times(s, j);
 		ans = json_object();
-		json_object_set_new(ans, "run", json_integer(worker_run_id(
-		    r->w)));
+		json_object_set_new(ans, "run", json_integer(r->run_id));
 		json_object_set_new(ans, "status",
 		    json_string(store_run_status_name(status)));
 		ans = control_ok(NULL, ans);	/* takes ans */
 		svc_reply_waiters(s, j, ans);
 		json_decref(ans);
 	}
-	json_decref(ev);
 	svc_run_remove(s, r);
 	svc_status_notify(s);
+}
+
+static void
+svc_dry_answer(struct svc *s, struct svc_run *r, enum vg_run_status status,
+    const char *plan)
+{
+	json_t *ans;
+
+	ans = json_object();
+	json_object_set_new(ans, "run", json_integer(0));
+	json_object_set_new(ans, "status",
+	    json_string(store_run_status_name(status)));
+	json_object_set_new(ans, "plan", json_string(plan != NULL ? plan : ""));
+	ans = control_ok(NULL, ans);	/* takes ans */
+	if (r->dry_waiter.conn != 0)
+		(void)server_reply(s->srv, r->dry_waiter.conn, r->dry_waiter.id,
+		    ans, NULL);
+	json_decref(ans);
+}
+
+/* The quiesce part of a dry run's plan: what the agents would close. */
+static char *
+svc_dry_quiesce_text(struct svc_run *r, const struct quiesce_outcome *o)
+{
+	json_t *d, *apps, *a;
+	char *text = NULL;
+	size_t len = 0, i;
+	FILE *fp;
+	const char *k;
+
+	if ((fp = open_memstream(&text, &len)) == NULL)
+		return NULL;
+	fprintf(fp, "path: %s (%s)\n", quiesce_path_name(o->path),
+	    o->reason != NULL ? o->reason : "");
+	if (r->round != NULL) {
+		d = quiesce_round_details(r->round);
+		apps = json_object_get(d, "apps");
+		json_array_foreach(json_object_get(apps, "closed"), i, a)
+			fprintf(fp, "would close %s (pid %lld, user %s), then "
+			    "reopen it\n", json_string_value(json_object_get(a,
+			    "name")), (long long)json_integer_value(
+			    json_object_get(a, "pid")), json_string_value(
+			    json_object_get(a, "user")));
+		json_array_foreach(json_object_get(apps, "refused"), i, a) {
+			k = json_string_value(json_object_get(a, "reason"));
+			fprintf(fp, "could not close %s (pid %lld): %s; its "
+			    "files would be captured by the fallback\n",
+			    json_string_value(json_object_get(a, "name")),
+			    (long long)json_integer_value(json_object_get(a,
+			    "pid")), k != NULL ? k : "");
+		}
+		json_decref(d);
+	}
+	fclose(fp);
+	return text;
+}
+
+static void
+svc_on_progress(struct worker *w, json_t *progress, void *arg)
+{
+	struct svc_run *r = arg;
+	struct svc *s;
+	const char *phase;
+	json_t *ev;
+
+	(void)w;
+	s = r->src.obj;
+	if (r->dry)
+		return;
+	/* The copy is over: reopen the apps before verify and retention. */
+	phase = json_string_value(json_object_get(progress, "phase"));
+	if (r->round != NULL && !r->resumed && phase != NULL &&
+	    (strcmp(phase, "verify") == 0 || strcmp(phase, "retention") == 0 ||
+	    strcmp(phase, "done") == 0))
+		svc_resume(s, r);
+	ev = svc_run_event(r, NULL);
+	json_object_update(ev, progress);
+	json_object_del(ev, "type");
+	(void)server_broadcast(s->srv, "progress", ev, r->owner);
+	json_decref(ev);
+}
+
+static void
+svc_run_finished(struct svc *s, struct svc_run *r)
+{
+	enum vg_run_status status = VG_RUN_FAILED;
+	struct vg_err err;
+	json_t *extra = NULL;
+
+	vg_err_clear(&err);
+	if (r->round != NULL && !r->resumed) {
+		/* Ended before the copy was over (cancelled, killed, the
+		 * service stopping): reopen what was closed. */
+		quiesce_round_interrupt(r->round, "the run ended before its "
+		    "copy was over");
+		svc_resume(s, r);
+	}
+	if (r->round != NULL)
+		extra = quiesce_round_details(r->round);
+	if (worker_finish(r->w, s->st, extra, &status, &err) == -1)
+		log_warnx("run %lld: cannot record it: %s",
+		    (long long)r->run_id, err.msg);
+	json_decref(extra);
+	if (r->dry) {
+		const char *plan = worker_plan_text(r->w);
+		struct quiesce_outcome o;
+		char *q = NULL, *all = NULL;
+
+		if (r->round != NULL &&
+		    quiesce_round_outcome(r->round, &o) == 0)
+			q = svc_dry_quiesce_text(r, &o);
+		if (asprintf(&all, "%s%s", q != NULL ? q : "", plan != NULL ?
+		    plan : "") == -1)
+			all = NULL;
+		svc_dry_answer(s, r, status, all);
+		free(all);
+		free(q);
+		svc_run_remove(s, r);
+		return;
+	}
+	svc_run_done(s, r, status);
+}
+
+/* Record a run that ends without a worker (skipped, postponed, cancelled
+ * while its agents were asked, or a worker that could not start). */
+static void
+svc_record_now(struct svc *s, struct svc_run *r, enum vg_run_status status,
+    const char *path, const char *message)
+{
+	struct vg_engine_result res;
+	struct vg_err err;
+	json_t *extra = NULL;
+
+	memset(&res, 0, sizeof res);
+	res.status = status;
+	res.message = message != NULL ? strdup(message) : NULL;
+	if (path != NULL) {
+		free(r->plan.path);
+		r->plan.path = strdup(path);
+		free(r->plan.path_reason);
+		r->plan.path_reason = message != NULL ? strdup(message) : NULL;
+	}
+	if (r->round != NULL)
+		extra = quiesce_round_details(r->round);
+	vg_err_clear(&err);
+	if (runner_record(s->st, &r->plan, &res, NULL, extra, &err) == -1)
+		log_warnx("run %lld: cannot record it: %s",
+		    (long long)r->run_id, err.msg);
+	json_decref(extra);
+	engine_result_free(&res);
+}
+
+/* The agents have answered (or nobody had to be asked): go on. */
+static void
+svc_run_go(struct svc *s, struct svc_run *r)
+{
+	struct quiesce_outcome o;
+	struct svc_job *j = svc_find_job(s, r->job_id);
+	struct epoll_event ev;
+	struct vg_err err;
+	struct worker *w;
+	size_t i;
+	time_t now = clock_now(s->clk);
+
+	memset(&o, 0, sizeof o);
+	o.path = QUIESCE_PATH_FALLBACK;
+	o.reason = "no session agent consulted";
+	o.fallback_all = true;
+	if (r->round != NULL && quiesce_round_outcome(r->round, &o) == -1)
+		return;		/* still asking */
+	if (o.path == QUIESCE_PATH_SKIP || o.path == QUIESCE_PATH_POSTPONE) {
+		svc_resume(s, r);
+		if (r->dry) {
+			char *q = svc_dry_quiesce_text(r, &o);
+
+			svc_dry_answer(s, r, VG_RUN_SKIPPED, q);
+			free(q);
+			svc_run_remove(s, r);
+			return;
+		}
+		svc_record_now(s, r, o.path == QUIESCE_PATH_POSTPONE ?
+		    VG_RUN_POSTPONED : VG_RUN_SKIPPED, "skip", o.reason);
+		log_set_context(r->job_name, r->run_id);
+		log_info("run %s: %s", o.path == QUIESCE_PATH_POSTPONE ?
+		    "postponed" : "skipped", o.reason);
+		log_set_context(NULL, 0);
+		if (o.path == QUIESCE_PATH_POSTPONE && j != NULL) {
+			enum vg_run_status st = VG_RUN_POSTPONED;
+			time_t when = now + (time_t)o.postpone_s;
+
+			j->postponed = o.postponed;
+			svc_run_done(s, r, st);
+			/* After sched_run_finished(), which moved next_run to
+			 * the next slot: the postponed run comes first. */
+			if (j->sj->next_run == 0 || when < j->sj->next_run)
+				j->sj->next_run = when;
+			svc_persist_times(s, j);
+			return;
+		}
+		svc_run_done(s, r, VG_RUN_SKIPPED);
+		return;
+	}
+	if (j != NULL && !r->dry)
+		j->postponed = 0;
+	free(r->plan.path);
+	free(r->plan.path_reason);
+	r->plan.path = strdup(quiesce_path_name(o.path));
+	r->plan.path_reason = strdup(o.reason != NULL ? o.reason : "");
+	/* How each file is captured: closed-app where the agents closed
+	 * what held it, the fallback for the rest.  The snapshot providers
+	 * are the fallback's better methods once wired; until then the
+	 * fallback reads live. */
+	for (i = 0; i < r->plan.job->sources.n; i++)
+		r->plan.sources[i].capture = o.path == QUIESCE_PATH_AGENT ||
+		    !o.fallback_all ? VG_CAP_CLOSED_APP : VG_CAP_LIVE;
+	r->plan.fallback_capture = VG_CAP_LIVE;
+	if (!o.fallback_all && o.fallback_files != NULL)
+		for (i = 0; i < o.fallback_files->n; i++)
+			(void)strlist_push(&r->plan.fallback_files,
+			    o.fallback_files->v[i]);
+	if (!r->dry) {
+		log_set_context(r->job_name, r->run_id);
+		log_info("copying: path %s (%s)", r->plan.path,
+		    r->plan.path_reason);
+		log_set_context(NULL, 0);
+	}
+	vg_err_clear(&err);
+	if ((w = worker_spawn(&r->plan, r->rescan, r->dry, &err)) == NULL) {
+		log_warnx("run %lld: cannot start its worker: %s",
+		    (long long)r->run_id, err.msg);
+		if (r->round != NULL) {
+			quiesce_round_interrupt(r->round, err.msg);
+			svc_resume(s, r);
+		}
+		if (r->dry) {
+			svc_dry_answer(s, r, VG_RUN_FAILED, err.msg);
+			svc_run_remove(s, r);
+			return;
+		}
+		svc_record_now(s, r, VG_RUN_FAILED, NULL, err.msg);
+		svc_run_done(s, r, VG_RUN_FAILED);
+		return;
+	}
+	r->w = w;
+	memset(&ev, 0, sizeof ev);
+	ev.events = EPOLLIN;
+	ev.data.ptr = r;
+	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, worker_fd(w), &ev) == -1) {
+		log_warn("epoll for the worker of run %lld",
+		    (long long)r->run_id);
+		worker_kill(w);
+		svc_run_finished(s, r);
+		return;
+	}
+	if (!r->dry && j != NULL && j->sj->max_runtime_s > 0)
+		r->deadline_ms = clock_mono_ms(s->clk) +
+		    (int64_t)j->sj->max_runtime_s * 1000;
+	svc_arm_deadline(s);
+	svc_status_notify(s);
+}
+
+/* A round changed: act on it. */
+static void
+svc_round_changed(struct svc *s, struct quiesce_round *q)
+{
+	struct svc_run *r;
+
+	for (r = s->runs; r != NULL; r = r->next) {
+		if (r->round != q)
+			continue;
+		if (r->w == NULL && quiesce_round_decided(q))
+			svc_run_go(s, r);
+		else if (r->resumed)
+			svc_resume(s, r);	/* late closers need a resume */
+		break;
+	}
+	svc_settle_check(s);
+	svc_arm_quiesce(s);
 }
 
 static int
@@ -529,10 +876,15 @@ svc_start(struct svc *s, struct svc_job *j, bool dry, uint64_t conn,
 {
 	struct runner_request req;
 	struct runner_plan plan;
+	struct quiesce_request qr;
+	struct vg_session *ss = NULL;
 	struct svc_run *r = NULL;
-	struct epoll_event ev;
-	struct worker *w;
+	struct vg_err serr;
+	struct passwd *pw;
+	uint64_t *conns = NULL;
+	size_t nss = 0, nconns = 0, i;
 	time_t now = clock_now(s->clk);
+	int64_t mono = clock_mono_ms(s->clk);
 	const char *trigger;
 	json_t *e, *ans;
 
@@ -550,20 +902,9 @@ svc_start(struct svc *s, struct svc_job *j, bool dry, uint64_t conn,
 		svc_persist_times(s, j);
 	}
 	if (plan.done) {
-		/* A pre-run check failed; the run is recorded already.  Its
-		 * subscribers (run --wait) hear of it as of any other run. */
+		/* A pre-run check failed; the run is recorded already. */
 		(void)sched_run_finished(j->sj, now, false);
 		svc_persist_times(s, j);
-		j->done_run = plan.run_id;
-		j->done_status = plan.status;
-		e = svc_event(plan.run_id, j->name, j->id, j->owner, "running");
-		json_object_set_new(e, "trigger", json_string(trigger));
-		(void)server_broadcast(s->srv, "run-started", e, j->owner);
-		json_decref(e);
-		e = svc_event(plan.run_id, j->name, j->id, j->owner,
-		    store_run_status_name(plan.status));
-		(void)server_broadcast(s->srv, "run-finished", e, j->owner);
-		json_decref(e);
 		ans = json_object();
 		json_object_set_new(ans, "run", json_integer(plan.run_id));
 		json_object_set_new(ans, "status",
@@ -574,38 +915,50 @@ svc_start(struct svc *s, struct svc_job *j, bool dry, uint64_t conn,
 		runner_plan_free(&plan);
 		return 0;
 	}
-	if ((r = calloc(1, sizeof *r)) == NULL) {
+	if ((r = calloc(1, sizeof *r)) == NULL ||
+	    (r->job_name = strdup(j->name)) == NULL) {
+		free(r);
+		runner_plan_free(&plan);
 		vg_err_sys(err, "out of memory");
-		goto fail;
+		return -1;
 	}
-	if ((w = worker_spawn(&plan, rescan, dry, err)) == NULL)
-		goto fail;
-	r->w = w;
 	r->src.kind = SVC_SRC_WORKER;
 	r->src.obj = s;
+	r->plan = plan;
+	r->run_id = plan.run_id;
 	r->job_id = j->id;
 	r->owner = j->owner;
 	r->dry = dry;
+	r->rescan = rescan;
 	if (dry) {
 		r->dry_waiter.conn = conn;
 		r->dry_waiter.id = json_incref(id);
 	}
-	if (!dry && j->sj->max_runtime_s > 0)
-		r->deadline_ms = clock_mono_ms(s->clk) +
-		    (int64_t)j->sj->max_runtime_s * 1000;
-	memset(&ev, 0, sizeof ev);
-	ev.events = EPOLLIN;
-	ev.data.ptr = r;
-	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, worker_fd(w), &ev) == -1) {
-		vg_err_sys(err, "epoll for the worker");
-		worker_kill(w);
-		(void)worker_finish(w, s->st, &plan.status, NULL);
-		worker_free(w);
-		free(r);
-		return -1;
-	}
 	r->next = s->runs;
 	s->runs = r;
+
+	/* Who is there, and whose apps hold the files. */
+	vg_err_clear(&serr);
+	if (sessions_list(s->sessions, &ss, &nss, &serr) == -1) {
+		log_warnx("cannot list sessions (%s); deciding from the "
+		    "connected agents only", serr.msg);
+		nss = 0;
+	}
+	memset(&qr, 0, sizeof qr);
+	qr.run_id = r->run_id;
+	qr.job = j->name;
+	qr.owner_uid = j->owner;
+	pw = getpwuid(j->owner);
+	qr.owner = pw != NULL ? pw->pw_name : NULL;
+	qr.def = r->plan.job;
+	qr.postponed = j->postponed;
+	qr.dry_run = dry;
+	if ((r->round = quiesce_plan(s->quiesce, &qr, ss, nss, mono,
+	    &serr)) == NULL)
+		log_warnx("job %s: cannot plan the agents' part (%s); using "
+		    "the fallback", j->name, serr.msg);
+	free(ss);
+
 	if (!dry) {
 		s->nrunning++;
 		svc_inhibit(s, true);
@@ -613,27 +966,32 @@ svc_start(struct svc *s, struct svc_job *j, bool dry, uint64_t conn,
 		json_object_set_new(e, "trigger", json_string(trigger));
 		(void)server_broadcast(s->srv, "run-started", e, r->owner);
 		json_decref(e);
-		log_set_context(j->name, worker_run_id(w));
-		log_info("run started (%s), worker pid %ld", trigger,
-		    (long)worker_pid(w));
+		log_set_context(j->name, r->run_id);
+		log_info("run started (%s)", trigger);
 		log_set_context(NULL, 0);
 	}
-	svc_arm_deadline(s);
-	svc_status_notify(s);
-	return 0;
-fail:
-	free(r);
-	if (!dry && plan.run_id != 0) {
-		struct vg_engine_result res;
-
-		memset(&res, 0, sizeof res);
-		res.status = VG_RUN_FAILED;
-		(void)runner_record(s->st, &plan, &res, err, NULL);
-		(void)sched_run_finished(j->sj, now, false);
-		svc_persist_times(s, j);
+	if (r->round != NULL && !quiesce_round_decided(r->round) &&
+	    quiesce_round_targets(r->round, &conns, &nconns) == 0 &&
+	    nconns > 0) {
+		e = quiesce_round_event(r->round);
+		for (i = 0; i < nconns; i++)
+			if (server_send_event(s->srv, conns[i], "quiesce", e,
+			    NULL) == -1)
+				quiesce_round_send_failed(s->quiesce, r->round,
+				    conns[i], mono);
+		json_decref(e);
+		free(conns);
+		log_set_context(j->name, r->run_id);
+		log_info("asked %zu session agent%s to close apps", nconns,
+		    nconns == 1 ? "" : "s");
+		log_set_context(NULL, 0);
+		svc_arm_quiesce(s);
+		svc_status_notify(s);
+		if (!quiesce_round_decided(r->round))
+			return 0;
 	}
-	runner_plan_free(&plan);
-	return -1;
+	svc_run_go(s, r);
+	return 0;
 }
 
 /* What sched says to start, then the timers. */
@@ -763,8 +1121,8 @@ svc_req_run(struct svc *s, const struct server_req *req)
 	if ((r = svc_find_run_of_job(s, j->id)) != NULL) {
 		snprintf(msg, sizeof msg, "job %s is already running (run "
 		    "%lld); `vigil cancel %lld` stops it", j->name,
-		    (long long)worker_run_id(r->w),
-		    (long long)worker_run_id(r->w));
+		    (long long)r->run_id,
+		    (long long)r->run_id);
 		return control_error(NULL, VG_ERR_EXISTS, msg);
 	}
 	if (wait) {
@@ -786,8 +1144,7 @@ svc_req_run(struct svc *s, const struct server_req *req)
 		return NULL;	/* answered when the run ends */
 	ans = json_object();
 	if ((r = svc_find_run_of_job(s, j->id)) != NULL) {
-		json_object_set_new(ans, "run", json_integer(worker_run_id(
-		    r->w)));
+		json_object_set_new(ans, "run", json_integer(r->run_id));
 		json_object_set_new(ans, "status", json_string("running"));
 	} else if (j->done_run != 0) {
 		json_object_set_new(ans, "run", json_integer(j->done_run));
@@ -814,7 +1171,7 @@ svc_req_cancel(struct svc *s, const struct server_req *req)
 		return control_error(NULL, VG_ERR_INVALID, "cancel needs "
 		    "\"run\" (a number)");
 	for (r = s->runs; r != NULL; r = r->next)
-		if (!r->dry && worker_run_id(r->w) == json_integer_value(idv))
+		if (!r->dry && r->run_id == json_integer_value(idv))
 			break;
 	if (r == NULL || !control_may_see(req->peer, r->owner)) {
 		snprintf(msg, sizeof msg, "run %lld is not running",
@@ -827,12 +1184,23 @@ svc_req_cancel(struct svc *s, const struct server_req *req)
 	else
 		snprintf(msg, sizeof msg, "cancelled by uid %u",
 		    (unsigned)req->peer->uid);
+	if (r->w == NULL) {
+		/* Still asking the agents: nothing was copied. */
+		quiesce_round_interrupt(r->round, msg);
+		svc_resume(s, r);
+		svc_record_now(s, r, VG_RUN_CANCELLED, NULL, msg);
+		ans = json_object();
+		json_object_set_new(ans, "run", json_integer(r->run_id));
+		json_object_set_new(ans, "status", json_string("cancelled"));
+		svc_run_done(s, r, VG_RUN_CANCELLED);
+		return control_ok(NULL, ans);
+	}
 	worker_stop(r->w, VG_RUN_CANCELLED, msg);
 	if (r->kill_ms == 0)
 		r->kill_ms = clock_mono_ms(s->clk) + SVC_KILL_GRACE_MS;
 	svc_arm_deadline(s);
 	ans = json_object();
-	json_object_set_new(ans, "run", json_integer(worker_run_id(r->w)));
+	json_object_set_new(ans, "run", json_integer(r->run_id));
 	json_object_set_new(ans, "status", json_string("cancelling"));
 	return control_ok(NULL, ans);
 }
@@ -870,9 +1238,7 @@ svc_req_status(struct svc *s, const struct server_req *req)
 	json_object_set_new(svc, "concurrency", json_integer(s->concurrency));
 	json_object_set_new(svc, "running", json_integer(s->nrunning));
 	json_object_set_new(o, "service", svc);
-	/* The session tracker is the session issue's work: no sessions are
-	 * tracked yet, so the list is empty, not invented. */
-	json_object_set_new(o, "sessions", json_array());
+	json_object_set_new(o, "sessions", svc_sessions_json(s, req->peer));
 	jobs = json_array();
 	for (i = 0; i < s->njobs; i++) {
 		struct svc_job *j = s->jobs[i];
@@ -897,7 +1263,10 @@ svc_req_status(struct svc *s, const struct server_req *req)
 		if (r->dry || !control_may_see(req->peer, r->owner))
 			continue;
 		ro = svc_run_event(r, "running");
-		if (worker_progress(r->w) != NULL) {
+		if (r->w == NULL)
+			json_object_set_new(ro, "phase",
+			    json_string("asking agents"));
+		else if (worker_progress(r->w) != NULL) {
 			json_object_set(ro, "progress", worker_progress(r->w));
 			json_object_del(json_object_get(ro, "progress"),
 			    "type");
@@ -908,6 +1277,76 @@ svc_req_status(struct svc *s, const struct server_req *req)
 	return control_ok(NULL, o);
 }
 
+/* Every session with its agent: `vigil sessions`, status. */
+static json_t *
+svc_sessions_json(struct svc *s, const struct control_peer *peer)
+{
+	struct vg_session *ss = NULL;
+	struct vg_err err;
+	size_t n = 0, i, k;
+	json_t *all, *out, *it;
+
+	if (sessions_list(s->sessions, &ss, &n, &err) == -1)
+		n = 0;
+	all = quiesce_sessions_json(s->quiesce,
+	    sessions_backend_name(s->sessions), ss, n, clock_mono_ms(s->clk));
+	free(ss);
+	if (peer->admin)
+		return all;
+	out = json_array();
+	json_array_foreach(all, i, it) {
+		k = (size_t)json_integer_value(json_object_get(it, "uid"));
+		if ((uid_t)k == peer->uid)
+			json_array_append(out, it);
+	}
+	json_decref(all);
+	return out;
+}
+
+static json_t *
+svc_req_agent(struct svc *s, const struct server_req *req)
+{
+	json_t *params = json_object_get(req->msg, "params");
+	struct quiesce_round *changed = NULL;
+	struct passwd *pw;
+	struct vg_err err;
+	json_t *result = NULL;
+	char *who;
+
+	vg_err_clear(&err);
+	if (req->role != SERVER_ROLE_AGENT)
+		return control_error(NULL, VG_ERR_PERM, "agent requests need a "
+		    "connection that said hello as an agent");
+	if (strcmp(req->method, "agent.register") == 0) {
+		pw = getpwuid(req->peer->uid);
+		if (quiesce_agent_register(s->quiesce, s->sessions, req->conn,
+		    req->peer->uid, pw != NULL ? pw->pw_name : NULL, params,
+		    clock_mono_ms(s->clk), &result, &err) == -1) {
+			who = log_escape(err.msg);
+			log_warnx("agent of uid %u (pid %ld) refused: %s",
+			    (unsigned)req->peer->uid, (long)req->peer->pid,
+			    who != NULL ? who : "?");
+			free(who);
+			return control_error(NULL, err.code, err.msg);
+		}
+		log_info("agent of uid %u (pid %ld) registered",
+		    (unsigned)req->peer->uid, (long)req->peer->pid);
+		(void)server_broadcast(s->srv, "session", result,
+		    req->peer->uid);
+		return control_ok(NULL, result != NULL ? result :
+		    json_object());
+	}
+	if (quiesce_agent_message(s->quiesce, req->conn, req->method, params,
+	    clock_mono_ms(s->clk), &changed, &err) == -1) {
+		if (changed != NULL)
+			svc_round_changed(s, changed);
+		return control_error(NULL, err.code, err.msg);
+	}
+	if (changed != NULL)
+		svc_round_changed(s, changed);
+	return control_ok(NULL, json_object());
+}
+
 static json_t *
 svc_dispatch(void *arg, struct vg_server *srv, const struct server_req *req)
 {
@@ -915,6 +1354,10 @@ svc_dispatch(void *arg, struct vg_server *srv, const struct server_req *req)
 	json_t *ans;
 
 	(void)srv;
+	if (strncmp(req->method, "agent.", 6) == 0)
+		return svc_req_agent(s, req);
+	if (strcmp(req->method, "sessions") == 0)
+		return control_ok(NULL, svc_sessions_json(s, req->peer));
 	if (strcmp(req->method, "run") == 0)
 		return svc_req_run(s, req);
 	if (strcmp(req->method, "cancel") == 0)
@@ -940,7 +1383,19 @@ svc_conn_closed(void *arg, struct vg_server *srv, uint64_t conn,
 
 	(void)srv;
 	(void)peer;
-	(void)role;
+	if (role == SERVER_ROLE_AGENT &&
+	    quiesce_agent_find(s->quiesce, conn) != NULL) {
+		log_info("agent of uid %u left", (unsigned)peer->uid);
+		if (quiesce_agent_gone(s->quiesce, conn,
+		    clock_mono_ms(s->clk)) > 0)
+			for (r = s->runs; r != NULL; r = r->next)
+				if (r->round != NULL) {
+					svc_round_changed(s, r->round);
+					break;	/* the list may have changed */
+				}
+		svc_settle_check(s);
+		svc_arm_quiesce(s);
+	}
 	/* Forget deferred answers to that connection; the runs go on. */
 	for (i = 0; i < s->njobs; i++) {
 		struct svc_job *j = s->jobs[i];
@@ -963,7 +1418,7 @@ svc_conn_closed(void *arg, struct vg_server *srv, uint64_t conn,
 static void
 svc_stop(struct svc *s, const char *why)
 {
-	struct svc_run *r;
+	struct svc_run *r, *next;
 
 	if (s->stopping)
 		return;
@@ -972,9 +1427,27 @@ svc_stop(struct svc *s, const char *why)
 	    "; running runs are checkpointed and marked interrupted" : "");
 	(void)sd_notify(0, "STOPPING=1");
 	s->stop_deadline = clock_mono_ms(s->clk) + SVC_STOP_GRACE_MS;
-	for (r = s->runs; r != NULL; r = r->next)
-		worker_stop(r->w, VG_RUN_INTERRUPTED, "vigild stopped while "
-		    "the run was in progress; the next run completes it");
+	for (r = s->runs; r != NULL; r = next) {
+		next = r->next;
+		if (r->w != NULL) {
+			worker_stop(r->w, VG_RUN_INTERRUPTED, "vigild stopped "
+			    "while the run was in progress; the next run "
+			    "completes it");
+			continue;
+		}
+		/* Still asking agents: nothing copied; reopen what closed. */
+		if (r->round != NULL) {
+			quiesce_round_interrupt(r->round, "vigild stopped");
+			svc_resume(s, r);
+		}
+		if (r->dry) {
+			svc_run_remove(s, r);
+			continue;
+		}
+		svc_record_now(s, r, VG_RUN_INTERRUPTED, NULL, "vigild "
+		    "stopped before the run started copying");
+		svc_run_done(s, r, VG_RUN_INTERRUPTED);
+	}
 	svc_arm_deadline(s);
 }
 
@@ -989,7 +1462,7 @@ svc_deadlines(struct svc *s)
 	for (r = s->runs; r != NULL; r = r->next) {
 		if (r->kill_ms != 0 && now >= r->kill_ms) {
 			log_warnx("run %lld did not stop: killing its worker",
-			    (long long)worker_run_id(r->w));
+			    (long long)r->run_id);
 			worker_kill(r->w);
 			r->kill_ms = now + SVC_KILL_GRACE_MS;
 			continue;
@@ -1001,7 +1474,7 @@ svc_deadlines(struct svc *s)
 			    "s); files already in place are complete, the next "
 			    "run completes the rest", j != NULL ?
 			    (unsigned long long)j->sj->max_runtime_s : 0ULL);
-			log_warnx("run %lld: %s", (long long)worker_run_id(r->w),
+			log_warnx("run %lld: %s", (long long)r->run_id,
 			    msg);
 			worker_stop(r->w, VG_RUN_FAILED, msg);
 			r->kill_ms = now + SVC_KILL_GRACE_MS;
@@ -1009,8 +1482,47 @@ svc_deadlines(struct svc *s)
 	}
 	if (s->stopping && now >= s->stop_deadline)
 		for (r = s->runs; r != NULL; r = r->next)
-			worker_kill(r->w);
+			if (r->w != NULL)
+				worker_kill(r->w);
 	svc_arm_deadline(s);
+}
+
+static void
+svc_quiesce_timeout(struct svc *s)
+{
+	struct svc_run *r, *next;
+	int late;
+
+	late = quiesce_on_timeout(s->quiesce, clock_mono_ms(s->clk));
+	if (late > 0)
+		log_warnx("%d session agent%s did not answer in time; their "
+		    "files go to the fallback", late, late == 1 ? "" : "s");
+	for (r = s->runs; r != NULL; r = next) {
+		next = r->next;
+		if (r->round == NULL)
+			continue;
+		if (r->w == NULL && quiesce_round_decided(r->round))
+			svc_run_go(s, r);
+	}
+	svc_settle_check(s);
+	svc_arm_quiesce(s);
+}
+
+static void
+svc_sessions_changed(struct svc *s)
+{
+	struct vg_err err;
+	json_t *all, *it;
+	size_t i;
+
+	if (sessions_monitor_flush(s->sessions, &err) != 1)
+		return;
+	all = svc_sessions_json(s, &(struct control_peer){ .admin = true });
+	log_debug("sessions changed: %zu now", json_array_size(all));
+	json_array_foreach(all, i, it)
+		(void)server_broadcast(s->srv, "session", it, (uid_t)
+		    json_integer_value(json_object_get(it, "uid")));
+	json_decref(all);
 }
 
 static void
@@ -1122,11 +1634,19 @@ service_run(const struct service_opts *opts)
 	if ((s.tmr = clock_timer_new(s.clk, false, &err)) == NULL ||
 	    (s.deadline = clock_deadline_new(s.clk, &err)) == NULL)
 		fatalx("timers: %s", err.msg);
+	if ((s.qtimer = clock_deadline_new(s.clk, &err)) == NULL)
+		fatalx("timers: %s", err.msg);
 	s.wake = clock_timer_new(s.clk, true, &err);
 	if (s.wake != NULL && !clock_timer_wakes(s.wake))
 		log_info("wake = yes cannot wake this machine (no "
 		    "CAP_WAKE_ALARM or no RTC alarm); runs start when it is "
 		    "awake");
+
+	if ((s.quiesce = quiesce_new()) == NULL)
+		fatalx("out of memory");
+	if ((s.sessions = sessions_source_new(&err)) == NULL)
+		fatalx("sessions: %s", err.msg);
+	log_info("sessions come from %s", sessions_backend_name(s.sessions));
 
 	server_opts_init(&so);
 	so.mode = opts->socket_mode;
@@ -1147,6 +1667,11 @@ service_run(const struct service_opts *opts)
 	    SVC_SRC_DEADLINE) == -1 ||
 	    (s.wake != NULL && svc_add(&s, clock_timer_fd(s.wake), &s.src_wake,
 	    SVC_SRC_WAKE) == -1) ||
+	    svc_add(&s, clock_timer_fd(s.qtimer), &s.src_quiesce,
+	    SVC_SRC_QUIESCE) == -1 ||
+	    (sessions_monitor_fd(s.sessions) != -1 &&
+	    svc_add(&s, sessions_monitor_fd(s.sessions), &s.src_sessions,
+	    SVC_SRC_SESSIONS) == -1) ||
 	    svc_add(&s, s.sigfd, &s.src_sig, SVC_SRC_SIGNAL) == -1)
 		fatal("epoll_ctl");
 
@@ -1191,6 +1716,13 @@ service_run(const struct service_opts *opts)
 			case SVC_SRC_SIGNAL:
 				svc_signal(&s);
 				break;
+			case SVC_SRC_QUIESCE:
+				(void)clock_timer_read(s.qtimer, &err);
+				svc_quiesce_timeout(&s);
+				break;
+			case SVC_SRC_SESSIONS:
+				svc_sessions_changed(&s);
+				break;
 			case SVC_SRC_WORKER:
 				r = (struct svc_run *)src;
 				if (worker_handle(r->w, svc_on_progress, r) == 1)
@@ -1208,9 +1740,22 @@ service_run(const struct service_opts *opts)
 out:
 	for (r = s.runs; r != NULL; r = next) {
 		next = r->next;
-		worker_kill(r->w);
-		svc_run_finished(&s, r);
+		if (r->w != NULL) {
+			worker_kill(r->w);
+			svc_run_finished(&s, r);
+		} else
+			svc_run_remove(&s, r);
 	}
+	while (s.settling != NULL) {
+		struct svc_settle *st = s.settling;
+
+		s.settling = st->next;
+		quiesce_round_free(s.quiesce, st->round);
+		free(st);
+	}
+	quiesce_free(s.quiesce);
+	sessions_free(s.sessions);
+	clock_timer_free(s.qtimer);
 	for (k = 0; k < s.njobs; k++)
 		svc_job_free(s.jobs[k]);
 	free(s.jobs);

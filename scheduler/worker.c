@@ -46,8 +46,9 @@ worker_on_term(int sig)
 /* ---- child side ---- */
 
 struct worker_child {
-	int		fd;
-	struct timespec	last;
+	int			fd;
+	struct timespec		last;
+	enum engine_phase	phase;
 };
 
 static void
@@ -68,11 +69,14 @@ worker_child_progress(const struct engine_progress *p, void *arg)
 	char *cur;
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	if (p->phase != ENGINE_PHASE_DONE &&
+	/* A phase change goes out at once: the service resumes the apps it
+	 * closed as soon as the copy is over. */
+	if (p->phase == wc->phase && p->phase != ENGINE_PHASE_DONE &&
 	    (now.tv_sec - wc->last.tv_sec) * 1000 +
 	    (now.tv_nsec - wc->last.tv_nsec) / 1000000 < 200)
 		return;
 	wc->last = now;
+	wc->phase = p->phase;
 	m = json_object();
 	json_object_set_new(m, "type", json_string("progress"));
 	json_object_set_new(m, "phase",
@@ -102,6 +106,7 @@ worker_child(struct runner_plan *plan, bool rescan, bool dry_run, int chan)
 	struct vg_engine_result res;
 	struct sigaction sa;
 	struct vg_err err;
+	sigset_t mask;
 	json_t *m;
 
 	(void)plat_die_with_parent();
@@ -117,6 +122,11 @@ worker_child(struct runner_plan *plan, bool rescan, bool dry_run, int chan)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* The service blocks SIGTERM, SIGINT and SIGHUP for its signalfd and
+	 * the mask is inherited: unblock them, or stop requests (cancel,
+	 * max-runtime, vigild stopping) never reach the engine. */
+	sigemptyset(&mask);
+	(void)sigprocmask(SIG_SETMASK, &mask, NULL);
 
 	if (plat_drop_to_user(plan->row.owner_uid) == -1) {
 		log_warn("worker: cannot become uid %u",
@@ -335,7 +345,7 @@ worker_reap(struct worker *w, int *wstatus)
 }
 
 int
-worker_finish(struct worker *w, struct vg_store *st,
+worker_finish(struct worker *w, struct vg_store *st, json_t *extra,
     enum vg_run_status *status, struct vg_err *err)
 {
 	struct vg_engine_result crash;
@@ -380,7 +390,7 @@ worker_finish(struct worker *w, struct vg_store *st,
 		engine_result_free(&crash);
 		return 0;
 	}
-	if (runner_record(st, &w->plan, res, NULL, err) == -1) {
+	if (runner_record(st, &w->plan, res, NULL, extra, err) == -1) {
 		engine_result_free(&crash);
 		return -1;
 	}

@@ -68,7 +68,8 @@ void	worker_stop(struct worker *w, enum vg_run_status status,
 void	worker_kill(struct worker *w);
 
 /* Reap the child and record the run.  *status is the recorded status. */
-int	worker_finish(struct worker *w, struct vg_store *st,
+/* extra: more of the record (see runner_record()); may be NULL. */
+int	worker_finish(struct worker *w, struct vg_store *st, json_t *extra,
 	    enum vg_run_status *status, struct vg_err *err);
 void	worker_free(struct worker *w);
 

@@ -389,3 +389,226 @@ def cp_a(src, dst):
 
 def have_root():
     return os.geteuid() == 0
+
+
+# -- the service -------------------------------------------------------------
+
+def vigild_children(pid):
+    """Pids whose parent is pid (the workers of a vigild)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                st = f.read()
+        except OSError:
+            continue
+        # comm may hold spaces and parentheses: split after the last ')'.
+        rest = st[st.rfind(")") + 2:].split()
+        if len(rest) > 1 and int(rest[1]) == pid:
+            out.append(int(d))
+    return out
+
+
+def proc_status(pid, key):
+    """A field of /proc/PID/status as an int (kB for Vm*), or None."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def is_sanitized(pid):
+    """Whether a process runs with AddressSanitizer (its RSS and timing
+    are then not the product's)."""
+    try:
+        with open("/proc/%d/maps" % pid) as f:
+            return "libasan" in f.read()
+    except OSError:
+        return False
+
+
+class Service:
+    """A real vigild in the foreground, its output in a log file.
+
+    args: vigild's arguments; env: extra environment; as_user: run it
+    through runuser.  start() waits until the socket answers."""
+
+    def __init__(self, test, args, socket_path, env=None, name="vigild",
+                 as_user=None):
+        self.t = test
+        self.args = [test.args.vigild] + list(args)
+        if as_user:
+            self.args = ["runuser", "-u", as_user, "--"] + self.args
+        self.socket = socket_path
+        self.env = dict(os.environ)
+        self.env.setdefault("LC_ALL", "C.UTF-8")
+        self.env.pop("JOURNAL_STREAM", None)
+        self.env.pop("NOTIFY_SOCKET", None)
+        if env:
+            self.env.update(env)
+        self.name = name
+        self.logpath = test.path("%s.log" % name)
+        self.proc = None
+        self.nstarts = 0
+        test.cleanups.append(self.kill)
+
+    @property
+    def pid(self):
+        """vigild's own pid (not runuser's)."""
+        if self.proc is None:
+            return None
+        if self.args[0] == "runuser":
+            kids = vigild_children(self.proc.pid)
+            return kids[0] if kids else None
+        return self.proc.pid
+
+    def start(self, timeout=15):
+        self.nstarts += 1
+        log = open(self.logpath, "ab")
+        log.write(b"---- start %d\n" % self.nstarts)
+        log.flush()
+        self.proc = subprocess.Popen(self.args, stdout=log, stderr=log,
+                                     env=self.env, start_new_session=True)
+        log.close()
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                raise Fatal("%s exited %d at start:\n%s" % (
+                    self.name, self.proc.returncode, show(self.log())))
+            if self._answers():
+                return self
+            time.sleep(0.05)
+        raise Fatal("%s: socket %s does not answer after %d s\n%s"
+                    % (self.name, self.socket, timeout, show(self.log())))
+
+    def _answers(self):
+        import socket
+        import struct
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(2)
+        try:
+            s.connect(self.socket)
+            s.sendall(frame({"id": 1, "method": "hello",
+                             "params": {"version": 1, "role": "client"}}))
+            hdr = recv_exact(s, 4)
+            if hdr is None:
+                return False
+            body = recv_exact(s, struct.unpack(">I", hdr)[0])
+            return body is not None and json.loads(body).get("ok") is True
+        except (OSError, ValueError):
+            return False
+        finally:
+            s.close()
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def signal(self, sig):
+        pid = self.pid
+        if pid:
+            os.kill(pid, sig)
+
+    def wait(self, timeout=30):
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self, timeout=30):
+        """SIGTERM and wait; returns the exit code (None: still running,
+        then killed)."""
+        if not self.alive():
+            return self.proc.returncode if self.proc else None
+        import signal as _signal
+        self.signal(_signal.SIGTERM)
+        rc = self.wait(timeout)
+        if rc is None:
+            self.kill()
+        return rc
+
+    def kill(self):
+        import signal as _signal
+        if self.alive():
+            try:
+                os.killpg(self.proc.pid, _signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait()
+
+    def log(self):
+        try:
+            with open(self.logpath, "rb") as f:
+                return f.read()
+        except OSError:
+            return b""
+
+
+class SockVigil(Vigil):
+    """The vigil CLI as a client of a running vigild.
+
+    socket: the --socket to pass (None: none, let the CLI find it)."""
+
+    def __init__(self, test, socket_path, binary=None, as_user=None,
+                 env=None):
+        self.t = test
+        self.bin = binary or test.args.vigil
+        self.socket = socket_path
+        self.as_user = as_user
+        self.env = dict(os.environ)
+        self.env.setdefault("LC_ALL", "C.UTF-8")
+        self.env.pop("VIGIL_SOCKET", None)
+        self.env.pop("VIGIL_STATE_DIR", None)
+        if env:
+            self.env.update(env)
+
+    def argv(self, *args):
+        a = [self.bin] + (["--socket", self.socket] if self.socket else [])
+        a += [x if isinstance(x, (str, bytes)) else str(x) for x in args]
+        if self.as_user:
+            a = ["runuser", "-u", self.as_user, "--"] + a
+        return a
+
+    def popen(self, *args):
+        return subprocess.Popen(self.argv(*args), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=self.env)
+
+    def status(self):
+        s = self.json("status", "--json")
+        if not isinstance(s, dict):
+            raise Fatal("status --json is not an object: %r" % (s,))
+        return s
+
+
+def frame(obj):
+    """One protocol frame: a 4-byte big-endian length and the JSON."""
+    import struct
+    b = json.dumps(obj).encode() if not isinstance(obj, bytes) else obj
+    return struct.pack(">I", len(b)) + b
+
+
+def recv_exact(s, n):
+    buf = b""
+    while len(buf) < n:
+        c = s.recv(n - len(buf))
+        if not c:
+            return None
+        buf += c
+    return buf
+
+
+def parse_iso(s):
+    """An ISO time of vigil's (UTC, "Z") as a POSIX timestamp."""
+    import datetime
+    for fmt in ("%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%M:%SZ"):
+        try:
+            d = datetime.datetime.strptime(s, fmt)
+            return d.replace(tzinfo=datetime.timezone.utc).timestamp()
+        except (TypeError, ValueError):
+            continue
+    return None

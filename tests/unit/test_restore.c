@@ -1326,6 +1326,8 @@ test_hard_link_first_name_failed_member_copied(void **state)
 	assert_int_equal(st.st_nlink, 1);
 	assert_int_equal(st.st_mtim.tv_sec, T0);
 	assert_int_equal(f->res.files_restored, 1);
+	assert_non_null(strstr(outtext(f), "/two: no hard link possible (its "
+	    "first name was not restored)"));
 	assert_int_equal(count_entries(f->out), 2);	/* no temp left */
 }
 
