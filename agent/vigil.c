@@ -21,7 +21,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdarg.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,6 +36,8 @@
 #include "scheduler/engine.h"
 #include "scheduler/report.h"
 #include "scheduler/restore.h"
+#include "scheduler/snapshot.h"
+#include "common/platform.h"
 #include "agent/client.h"
 
 /* Exit codes (DESIGN.md, "CLI contract"). */
@@ -68,6 +72,8 @@ usage(FILE *fp)
 "commands:\n"
 "  status                                    the service, jobs and running runs\n"
 "  cancel RUN                                stop a running run\n"
+"  sessions                                  logged-on users and their agents\n"
+"  doctor [JOB]                              what would stop tonight's runs\n"
 "  run JOB [--wait] [--dry-run] [--rescan]   run a job now and print its record\n"
 "  history [JOB] [--limit N]                 past runs, newest first\n"
 "  log RUN                                   one run's record and its problem files\n"
@@ -806,6 +812,279 @@ cmd_status(struct cli *c, int argc, char **argv)
 	return EXIT_OK;
 }
 
+static int
+cmd_sessions(struct cli *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	json_t *res, *it, *ag;
+	size_t i;
+	int ch;
+
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'j':
+			c->json = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		default:
+			cli_die_usage("%s", "bad option for sessions");
+		}
+	}
+	if (optind != argc)
+		cli_die_usage("%s", "sessions takes no arguments");
+	if (cli_local(c)) {
+		fprintf(stderr, "vigil: sessions needs the service (drop "
+		    "--state-dir)\n");
+		return EXIT_ERROR;
+	}
+	if ((res = cli_call(c, "sessions", NULL, NULL)) == NULL)
+		return EXIT_ERROR;
+	if (c->json) {
+		cli_print_json(res);
+		json_decref(res);
+		return EXIT_OK;
+	}
+	if (json_array_size(res) == 0)
+		printf("nobody is logged on (that vigild can see)\n");
+	else
+		printf("%-10s %-10s %-8s %-8s %-8s %-8s %s\n", "SESSION",
+		    "USER", "CLASS", "TYPE", "STATE", "FROM", "AGENT");
+	json_array_foreach(res, i, it) {
+		ag = json_object_get(it, "agent");
+		printf("%-10s %-10s %-8s %-8s %-8s %-8s ", report_jstr(it, "id"),
+		    report_jstr(it, "user"), report_jstr(it, "class"),
+		    report_jstr(it, "type"), report_jstr(it, "state"),
+		    report_jstr(it, "tracked_by"));
+		if (json_is_object(ag))
+			printf("connected, last heard %.1f s ago\n",
+			    (double)report_jint(ag, "last_heard_ago_ms") /
+			    1000.0);
+		else
+			printf("none (runs fall back to snapshot-safe "
+			    "copying)\n");
+	}
+	json_decref(res);
+	return EXIT_OK;
+}
+
+/* One finding of `vigil doctor`. */
+static void
+cli_doctor_say(json_t *findings, bool *bad, const char *level,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void
+cli_doctor_say(json_t *findings, bool *bad, const char *level,
+    const char *fmt, ...)
+{
+	char *msg = NULL;
+	va_list ap;
+	json_t *o;
+
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) == -1)
+		msg = NULL;
+	va_end(ap);
+	o = json_object();
+	json_object_set_new(o, "level", json_string(level));
+	json_object_set_new(o, "message", json_string(msg != NULL ? msg : ""));
+	json_array_append_new(findings, o);
+	if (strcmp(level, "problem") == 0)
+		*bad = true;
+	free(msg);
+}
+
+/* What would stop tonight's run of one job, checked as the caller. */
+static json_t *
+cli_doctor_job(struct cli *c, json_t *jobj, bool privileged, bool *bad)
+{
+	struct vg_job_def *job = NULL;
+	struct vg_diags diags = { 0 };
+	struct snapshot_choice ch;
+	struct statvfs vfs;
+	struct stat sb;
+	struct vg_err err;
+	json_t *o, *f, *hist, *hp;
+	char *esc, parent[PATH_MAX], *slash;
+	double need = 0, avail;
+	size_t i;
+	bool is_mnt;
+	int fd;
+
+	o = json_object();
+	json_object_set_new(o, "job", json_string(report_jstr(jobj, "name")));
+	f = json_array();
+	json_object_set_new(o, "findings", f);
+	if ((job = config_parse_job(report_jstr(jobj, "definition"),
+	    &diags)) == NULL) {
+		cli_doctor_say(f, bad, "problem", "the stored definition does "
+		    "not parse; re-import the jobs file");
+		diags_free(&diags);
+		return o;
+	}
+	if (job->require_mount != NULL) {
+		is_mnt = false;
+		if ((fd = open(job->require_mount, O_RDONLY | O_DIRECTORY |
+		    O_CLOEXEC)) != -1) {
+			(void)plat_is_mount_root(fd, "", &is_mnt);
+			close(fd);
+		}
+		if (!is_mnt)
+			cli_doctor_say(f, bad, "problem", "require-mount %s is "
+			    "not mounted: the run will refuse to start (plug "
+			    "in and mount the disk)", job->require_mount);
+	}
+	for (i = 0; i < job->sources.n; i++) {
+		esc = log_escape(job->sources.v[i]);
+		if (stat(job->sources.v[i], &sb) == -1)
+			cli_doctor_say(f, bad, "problem", "source %s: %s", esc,
+			    strerror(errno));
+		else if (!S_ISDIR(sb.st_mode))
+			cli_doctor_say(f, bad, "problem", "source %s is not a "
+			    "folder", esc);
+		else if (access(job->sources.v[i], R_OK | X_OK) == -1)
+			cli_doctor_say(f, bad, "problem", "source %s is not "
+			    "readable by you", esc);
+		else if (snapshot_choose(job->sources.v[i], job->snapshot,
+		    privileged, &ch, &err) == 0)
+			cli_doctor_say(f, bad, "info", "source %s: when its "
+			    "apps cannot be closed: %s", esc, ch.reason);
+		else
+			cli_doctor_say(f, bad, "problem", "source %s: snapshot "
+			    "= %s cannot work: %s", esc, "as configured",
+			    err.msg);
+		free(esc);
+	}
+	esc = log_escape(job->destination);
+	snprintf(parent, sizeof parent, "%s", job->destination);
+	if (stat(job->destination, &sb) == -1) {
+		if ((slash = strrchr(parent, '/')) != NULL && slash != parent)
+			*slash = '\0';
+		else
+			snprintf(parent, sizeof parent, "/");
+		if (stat(parent, &sb) == -1 || access(parent, W_OK) == -1)
+			cli_doctor_say(f, bad, "problem", "destination %s does "
+			    "not exist and cannot be created (%s)", esc,
+			    strerror(errno));
+	} else if (access(job->destination, W_OK | X_OK) == -1)
+		cli_doctor_say(f, bad, "problem", "destination %s is not "
+		    "writable by you", esc);
+	/* Space: what the last run saw of the source, against what is free. */
+	hp = json_object();
+	json_object_set_new(hp, "job", json_string(report_jstr(jobj, "name")));
+	json_object_set_new(hp, "limit", json_integer(1));
+	if ((hist = cli_call(c, "history", hp, NULL)) != NULL &&
+	    json_array_size(hist) > 0)
+		need = (double)report_jint(json_array_get(hist, 0),
+		    "bytes_total");
+	json_decref(hist);
+	if (statvfs(parent, &vfs) == 0) {
+		char a[32], b[32];
+
+		avail = (double)vfs.f_bavail * (double)vfs.f_frsize;
+		report_human_bytes(avail, a, sizeof a);
+		report_human_bytes(need, b, sizeof b);
+		if (need > 0 && avail < need * 0.1)
+			cli_doctor_say(f, bad, "problem", "destination %s has "
+			    "%s free; the source was %s at the last run", esc,
+			    a, b);
+		else
+			cli_doctor_say(f, bad, "info", "destination %s: %s "
+			    "free%s%s", esc, a, need > 0 ? ", source " : "",
+			    need > 0 ? b : "");
+	}
+	free(esc);
+	if (json_is_string(json_object_get(jobj, "next_run")))
+		cli_doctor_say(f, bad, "info", "next run %s",
+		    report_jstr(jobj, "next_run"));
+	if (json_is_true(json_object_get(jobj, "overdue")))
+		cli_doctor_say(f, bad, "problem", "overdue: no successful run "
+		    "within warn-after");
+	job_def_free(job);
+	diags_free(&diags);
+	return o;
+}
+
+static int
+cmd_doctor(struct cli *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	json_t *list, *out, *it, *p, *show, *st = NULL, *r, *f;
+	bool bad = false, privileged = false;
+	size_t i, k;
+	int ch;
+
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'j':
+			c->json = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		default:
+			cli_die_usage("%s", "bad option for doctor");
+		}
+	}
+	if (argc - optind > 1)
+		cli_die_usage("%s", "doctor takes at most one JOB");
+	if (!cli_local(c) && (st = cli_call(c, "status", NULL, NULL)) != NULL)
+		privileged = strcmp(report_jstr(json_object_get(st, "service"),
+		    "mode"), "system") == 0;
+	json_decref(st);
+	if ((list = cli_call(c, "jobs.list", NULL, NULL)) == NULL)
+		return EXIT_ERROR;
+	out = json_array();
+	json_array_foreach(list, i, it) {
+		if (optind < argc && strcmp(report_jstr(it, "name"),
+		    argv[optind]) != 0)
+			continue;
+		p = json_object();
+		json_object_set_new(p, "job", json_string(report_jstr(it,
+		    "name")));
+		if ((show = cli_call(c, "jobs.show", p, NULL)) == NULL)
+			continue;
+		json_object_set(show, "next_run", json_object_get(it,
+		    "next_run"));
+		json_array_append_new(out, cli_doctor_job(c, show, privileged,
+		    &bad));
+		json_decref(show);
+	}
+	json_decref(list);
+	if (optind < argc && json_array_size(out) == 0) {
+		fprintf(stderr, "vigil: no job named %s\n", argv[optind]);
+		json_decref(out);
+		return EXIT_ERROR;
+	}
+	if (c->json)
+		cli_print_json(out);
+	else {
+		json_array_foreach(out, i, r) {
+			printf("%s\n", report_jstr(r, "job"));
+			json_array_foreach(json_object_get(r, "findings"), k,
+			    f)
+				printf("  %-7s %s\n", report_jstr(f, "level"),
+				    report_jstr(f, "message"));
+		}
+		printf(bad ? "\nsomething would stop a run: see the problems "
+		    "above\n" : "\nnothing found that would stop tonight's "
+		    "runs\n");
+	}
+	json_decref(out);
+	return bad ? EXIT_ERROR : EXIT_OK;
+}
+
 /* ---- jobs ---- */
 
 static char *
@@ -1440,6 +1719,10 @@ main(int argc, char **argv)
 		rc = cmd_cancel(&c, argc, argv);
 	else if (strcmp(argv[0], "status") == 0)
 		rc = cmd_status(&c, argc, argv);
+	else if (strcmp(argv[0], "sessions") == 0)
+		rc = cmd_sessions(&c, argc, argv);
+	else if (strcmp(argv[0], "doctor") == 0)
+		rc = cmd_doctor(&c, argc, argv);
 	else {
 		fprintf(stderr, "vigil: unknown command %s\n", argv[0]);
 		fprintf(stderr, "Try 'vigil --help'.\n");

@@ -30,6 +30,8 @@
 #include "scheduler/server.h"
 
 #define H_MAX_KEPT	256
+/* Each test file uses some of these helpers. */
+#define H_FN	static __attribute__((unused))
 
 struct h_kept {
 	uint64_t	 conn;
@@ -49,7 +51,7 @@ struct harness {
 	int			 closed;	/* closed() calls */
 };
 
-static __attribute__((unused)) json_t *
+H_FN json_t *
 h_dispatch(void *arg, struct vg_server *srv, const struct server_req *req)
 {
 	struct harness *h = arg;
@@ -107,7 +109,7 @@ h_dispatch(void *arg, struct vg_server *srv, const struct server_req *req)
 	    "invalid", "message", "unknown method");
 }
 
-static __attribute__((unused)) void
+H_FN void
 h_closed(void *arg, struct vg_server *srv, uint64_t conn,
     const struct control_peer *peer, enum server_role role)
 {
@@ -118,7 +120,7 @@ h_closed(void *arg, struct vg_server *srv, uint64_t conn,
 	pthread_mutex_unlock(&h->lock);
 }
 
-static __attribute__((unused)) void *
+H_FN void *
 h_loop(void *arg)
 {
 	struct harness *h = arg;
@@ -143,7 +145,7 @@ h_loop(void *arg)
 	return NULL;
 }
 
-static __attribute__((unused)) void
+H_FN void
 h_opts(struct harness *h, struct server_opts *o)
 {
 	server_opts_init(o);
@@ -154,7 +156,7 @@ h_opts(struct harness *h, struct server_opts *o)
 }
 
 /* A temp folder with a socket path in it; no server yet. */
-static __attribute__((unused)) void
+H_FN void
 h_init(struct harness *h)
 {
 	memset(h, 0, sizeof *h);
@@ -165,7 +167,7 @@ h_init(struct harness *h)
 	h->stop[0] = h->stop[1] = -1;
 }
 
-static __attribute__((unused)) void
+H_FN void
 h_start(struct harness *h, const struct server_opts *o)
 {
 	struct vg_err err;
@@ -179,7 +181,7 @@ h_start(struct harness *h, const struct server_opts *o)
 	h->running = 1;
 }
 
-static __attribute__((unused)) void
+H_FN void
 h_stop(struct harness *h)
 {
 	int i;
@@ -203,7 +205,7 @@ h_stop(struct harness *h)
 	pthread_mutex_destroy(&h->lock);
 }
 
-static __attribute__((unused)) int
+H_FN int
 h_closed_count(struct harness *h)
 {
 	int n;
@@ -214,7 +216,7 @@ h_closed_count(struct harness *h)
 	return n;
 }
 
-static __attribute__((unused)) int64_t
+H_FN int64_t
 h_now_ms(void)
 {
 	struct timespec ts;
@@ -225,7 +227,7 @@ h_now_ms(void)
 
 /* ---- raw peers, for what the client library would never send ---- */
 
-static __attribute__((unused)) void
+H_FN void
 h_sun(const char *path, struct sockaddr_un *sun)
 {
 	memset(sun, 0, sizeof *sun);
@@ -234,7 +236,7 @@ h_sun(const char *path, struct sockaddr_un *sun)
 	memcpy(sun->sun_path, path, strlen(path) + 1);
 }
 
-static __attribute__((unused)) int
+H_FN int
 raw_connect(const char *path)
 {
 	struct sockaddr_un sun;
@@ -247,7 +249,7 @@ raw_connect(const char *path)
 	return fd;
 }
 
-static __attribute__((unused)) void
+H_FN void
 raw_send(int fd, json_t *m)
 {
 	struct vg_err err;
@@ -255,7 +257,7 @@ raw_send(int fd, json_t *m)
 	assert_int_equal(ipc_send(fd, m, &err), 0);
 }
 
-static __attribute__((unused)) void
+H_FN void
 raw_send_str(int fd, const char *body)
 {
 	size_t len = strlen(body);
@@ -266,7 +268,7 @@ raw_send_str(int fd, const char *body)
 }
 
 /* The next message within ms, or NULL (err says why). */
-static __attribute__((unused)) json_t *
+H_FN json_t *
 raw_recv(int fd, int ms, struct vg_err *err)
 {
 	vg_err_clear(err);
@@ -274,7 +276,7 @@ raw_recv(int fd, int ms, struct vg_err *err)
 }
 
 /* True when the server closed fd within ms (reading what comes first). */
-static __attribute__((unused)) int
+H_FN int
 raw_closed_within(int fd, int ms)
 {
 	struct pollfd pfd;
@@ -296,7 +298,7 @@ raw_closed_within(int fd, int ms)
 	}
 }
 
-static __attribute__((unused)) void
+H_FN void
 raw_hello(int fd, const char *role)
 {
 	struct vg_err err;
