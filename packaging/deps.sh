@@ -6,7 +6,8 @@ set -eu
 PKGS="build-essential cmake pkg-config libsqlite3-dev libarchive-dev
 zlib1g-dev libcmocka-dev libjansson-dev libsystemd-dev libxxhash-dev
 python3 rsync sqlite3 attr acl util-linux passwd e2fsprogs
-btrfs-progs xfsprogs"
+btrfs-progs xfsprogs clang libclang-rt-14-dev
+libx11-dev xvfb x11-utils dbus"
 
 missing=""
 for p in $PKGS; do

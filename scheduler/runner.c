@@ -110,7 +110,7 @@ runner_write_definition(const char *dest, const char *text, struct vg_err *err)
 		vg_err_sys(err, "cannot open %s/.vigil", dest);
 		goto out;
 	}
-	snprintf(tmp, sizeof tmp, ".vigil-tmp-job-%ld", (long)getpid());
+	snprintf(tmp, sizeof tmp, ".vigil-tmp-job.ini");
 	(void)unlinkat(vfd, tmp, 0);
 	if ((fd = openat(vfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
 	    O_CLOEXEC, 0600)) == -1) {

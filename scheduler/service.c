@@ -149,8 +149,9 @@ svc_find_job(struct svc *s, int64_t id)
 {
 	size_t i;
 
+	/* Entries are NULL while svc_load_jobs() moves them to a new set. */
 	for (i = 0; i < s->njobs; i++)
-		if (s->jobs[i]->id == id)
+		if (s->jobs[i] != NULL && s->jobs[i]->id == id)
 			return s->jobs[i];
 	return NULL;
 }
@@ -429,19 +430,26 @@ svc_arm_quiesce(struct svc *s)
 }
 
 static json_t *
-svc_run_event(struct svc_run *r, const char *status)
+svc_event(int64_t run_id, const char *job, int64_t job_id, uid_t owner,
+    const char *status)
 {
 	json_t *o = json_object();
-	struct passwd *pw = getpwuid(r->owner);
+	struct passwd *pw = getpwuid(owner);
 
-	json_object_set_new(o, "run", json_integer(r->run_id));
-	json_object_set_new(o, "job", json_string(r->job_name));
-	json_object_set_new(o, "job_id", json_integer(r->job_id));
+	json_object_set_new(o, "run", json_integer(run_id));
+	json_object_set_new(o, "job", json_string(job));
+	json_object_set_new(o, "job_id", json_integer(job_id));
 	json_object_set_new(o, "owner", pw != NULL ?
-	    json_string(pw->pw_name) : json_integer(r->owner));
+	    json_string(pw->pw_name) : json_integer(owner));
 	if (status != NULL)
 		json_object_set_new(o, "status", json_string(status));
 	return o;
+}
+
+static json_t *
+svc_run_event(struct svc_run *r, const char *status)
+{
+	return svc_event(r->run_id, r->job_name, r->job_id, r->owner, status);
 }
 
 static void
@@ -902,9 +910,20 @@ svc_start(struct svc *s, struct svc_job *j, bool dry, uint64_t conn,
 		svc_persist_times(s, j);
 	}
 	if (plan.done) {
-		/* A pre-run check failed; the run is recorded already. */
+		/* A pre-run check failed; the run is recorded already.  Its
+		 * subscribers (run --wait) hear of it as of any other run. */
 		(void)sched_run_finished(j->sj, now, false);
 		svc_persist_times(s, j);
+		j->done_run = plan.run_id;
+		j->done_status = plan.status;
+		e = svc_event(plan.run_id, j->name, j->id, j->owner, "running");
+		json_object_set_new(e, "trigger", json_string(trigger));
+		(void)server_broadcast(s->srv, "run-started", e, j->owner);
+		json_decref(e);
+		e = svc_event(plan.run_id, j->name, j->id, j->owner,
+		    store_run_status_name(plan.status));
+		(void)server_broadcast(s->srv, "run-finished", e, j->owner);
+		json_decref(e);
 		ans = json_object();
 		json_object_set_new(ans, "run", json_integer(plan.run_id));
 		json_object_set_new(ans, "status",

@@ -12,8 +12,7 @@
  * Every answer must be a JSON object that fits a frame.
  *
  * Built with libFuzzer under clang (-DVIGIL_FUZZ=ON).  Without it the same
- * file builds with a main() that replays files given on the command line
- * (the seed corpus, as a test).
+ * file links with fuzz_replay.c, which replays the seed corpus as a test.
  */
 #include <sys/socket.h>
 
@@ -175,30 +174,3 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fuzz_request(data + 1, size - 1, (data[0] & 2) != 0);
 	return 0;
 }
-
-#ifdef VIGIL_FUZZ_REPLAY
-/* Replay: run each file named on the command line once. */
-int
-main(int argc, char **argv)
-{
-	FILE *fp;
-	uint8_t *buf;
-	size_t len, cap = 2 * 1024 * 1024;
-	int i;
-
-	if ((buf = malloc(cap)) == NULL)
-		return 1;
-	for (i = 1; i < argc; i++) {
-		if ((fp = fopen(argv[i], "rb")) == NULL) {
-			perror(argv[i]);
-			return 1;
-		}
-		len = fread(buf, 1, cap, fp);
-		fclose(fp);
-		LLVMFuzzerTestOneInput(buf, len);
-	}
-	printf("replayed %d inputs\n", argc - 1);
-	free(buf);
-	return 0;
-}
-#endif

@@ -626,6 +626,15 @@ def main(t):
                       sock], sock, name="vigild-B").start()
     v = SockVigil(t, sock)
     v.import_jobs(jobs)
+    # A second import while the service holds jobs: it reloads them and
+    # keeps the unchanged ones.
+    v.import_jobs(job_ini("extra", paths["ok"], t.path("dst-extra")),
+                  name="extra.ini")
+    st = v.status()
+    t.check(svc.alive() and len(st["jobs"]) == 9 and
+            "extra" in [j["name"] for j in st["jobs"]],
+            "a second import while the service runs: it reloads its jobs "
+            "(%d) and goes on" % len(st["jobs"]), svc.log())
 
     def timed(fn, *a):
         t0 = time.monotonic()

@@ -42,3 +42,41 @@ add_test(NAME integ_snapshots
   COMMAND sh ${VIGIL_INTEG_DIR}/test_snapshots.sh $<TARGET_FILE:snapdriver>)
 set_tests_properties(integ_snapshots PROPERTIES LABELS integration
   TIMEOUT 600 SKIP_RETURN_CODE 77)
+
+# The service (issue 4): the real vigild in user mode, and in system mode as
+# root against several users.
+vigil_integration_test(service test_service.py TIMEOUT 300)
+vigil_integration_test(auth test_auth.py TIMEOUT 180)
+
+# The systemd unit's hardening score and capability comments, and what
+# `cmake --install` puts in place.
+add_test(NAME integ_unit_security
+  COMMAND sh ${VIGIL_INTEG_DIR}/test_unit_security.sh
+          ${CMAKE_SOURCE_DIR}/packaging/systemd/vigild.service)
+set_tests_properties(integ_unit_security PROPERTIES LABELS integration
+  TIMEOUT 60 SKIP_RETURN_CODE 77)
+add_test(NAME integ_install
+  COMMAND sh ${VIGIL_INTEG_DIR}/test_install.sh ${CMAKE_BINARY_DIR})
+set_tests_properties(integ_install PROPERTIES LABELS integration TIMEOUT 120)
+
+# The session agent against real test apps: --simulate cycles, the
+# warning through a stand-in notification server, the protocol against a
+# stand-in vigild, reconnecting and the one-agent lock.
+vigil_integration_test(agent test_agent.py TIMEOUT 240
+  ARGS --agent $<TARGET_FILE:vigil-agent> --holdfile $<TARGET_FILE:holdfile>
+       --stubborn $<TARGET_FILE:stubborn>
+       --fakenotify $<TARGET_FILE:fakenotify>)
+# Closing an X11 app by WM_DELETE_WINDOW and _NET_CLOSE_WINDOW under Xvfb;
+# exit 77 where Xvfb or libX11 is missing.
+if(TARGET xwin)
+  add_test(NAME integ_agent_x11
+    COMMAND sh ${VIGIL_INTEG_DIR}/test_agent_x11.sh
+            $<TARGET_FILE:vigil-agent> $<TARGET_FILE:xwin>
+            $<TARGET_FILE:fakewm>)
+else()
+  add_test(NAME integ_agent_x11
+    COMMAND sh ${VIGIL_INTEG_DIR}/test_agent_x11.sh
+            $<TARGET_FILE:vigil-agent> xwin-not-built fakewm-not-built)
+endif()
+set_tests_properties(integ_agent_x11 PROPERTIES LABELS integration
+  TIMEOUT 180 SKIP_RETURN_CODE 77)
