@@ -418,11 +418,11 @@ closer_x11_request(const struct vg_app *a, char *why, size_t whylen)
 	}
 	asked = atoi(buf);
 	if (asked <= 0)
-		snprintf(why, whylen, "%s", strchr(buf, ' ') != NULL ?
-		    strchr(buf, ' ') + 1 : buf);
+		snprintf(why, whylen, "%.*s", (int)whylen - 1,
+		    strchr(buf, ' ') != NULL ? strchr(buf, ' ') + 1 : buf);
 	else
-		snprintf(why, whylen, "%s", strchr(buf, ' ') != NULL ?
-		    strchr(buf, ' ') + 1 : "");
+		snprintf(why, whylen, "%.*s", (int)whylen - 1,
+		    strchr(buf, ' ') != NULL ? strchr(buf, ' ') + 1 : "");
 	return asked;
 }
 #else
@@ -769,12 +769,15 @@ closer_relaunch(const struct vg_app *app, int settle_ms, pid_t *pid,
 		for (sig = 1; sig < NSIG; sig++)
 			(void)sigaction(sig, &sa, NULL);
 		(void)setsid();
-		if ((devnull = open("/dev/null", O_RDONLY)) != -1) {
+		/* The app's old terminal or pipes are gone; the agent's own
+		 * must not be held open by an app for its whole life. */
+		if ((devnull = open("/dev/null", O_RDWR)) != -1) {
 			dup2(devnull, 0);
-			if (devnull != 0)
+			dup2(devnull, 1);
+			dup2(devnull, 2);
+			if (devnull > 2)
 				close(devnull);
 		}
-		dup2(2, 1);	/* never into the agent's own output */
 		if (app->cwd == NULL || chdir(app->cwd) == -1)
 			if (home == NULL || chdir(home) == -1)
 				(void)!chdir("/");

@@ -23,7 +23,8 @@
  * environment recorded when it was found: under `systemd-run --user --scope`
  * when systemd-run exists and the user's manager answers (so the app lives
  * in its own scope, not in the agent's unit), else forked directly in a new
- * session.  The new process is a child of the caller, who reaps it.  These
+ * session, with stdin, stdout and stderr on /dev/null.  The new process is
+ * a child of the caller, who reaps it.  These
  * details are never logged or sent anywhere.
  */
 #ifndef VIGIL_CLOSER_H

@@ -7,7 +7,9 @@ PKGS="build-essential cmake pkg-config libsqlite3-dev libarchive-dev
 zlib1g-dev libcmocka-dev libjansson-dev libsystemd-dev libxxhash-dev
 python3 rsync sqlite3 attr acl util-linux passwd e2fsprogs
 btrfs-progs xfsprogs clang libclang-rt-14-dev
-libx11-dev xvfb x11-utils dbus"
+libx11-dev xvfb x11-utils dbus
+libgtk-3-dev libayatana-appindicator3-dev librsvg2-common
+xdotool trayer imagemagick dbus-x11 dbus-bin"
 
 missing=""
 for p in $PKGS; do

@@ -21,6 +21,7 @@
 
 #include "common/log.h"
 #include "common/platform.h"
+#include "scheduler/capture.h"
 #include "scheduler/engine_int.h"
 
 enum engine_flush engine_flush_mode = ENGINE_FLUSH_SYNCFS;
@@ -295,27 +296,93 @@ eng_copy_link_xattrs(struct eng_ctx *c, int sdirfd, const char *sname,
 
 /* ---- one file ---- */
 
-static bool
-eng_same_state(const struct stat *a, const struct stat *b)
+/* The engine's copy as the capture methods call it (capture_copy_fn). */
+struct eng_copy_arg {
+	struct eng_ctx	*c;
+	int		 dfd;
+	XXH3_state_t	*xs;
+	int		 fail;		/* 0, or ENG_FAIL_READ / WRITE */
+	int		 err;		/* errno of the failure */
+};
+#define ENG_FAIL_READ	1
+#define ENG_FAIL_WRITE	2
+
+static int
+eng_capture_copy(void *arg, int src_fd)
 {
-	return a->st_size == b->st_size && a->st_ino == b->st_ino &&
-	    a->st_dev == b->st_dev &&
-	    eng_ts_ns(&a->st_mtim) == eng_ts_ns(&b->st_mtim) &&
-	    eng_ts_ns(&a->st_ctim) == eng_ts_ns(&b->st_ctim);
+	struct eng_copy_arg *a = arg;
+	struct stat	 st;
+	int		 r;
+
+	a->fail = 0;
+	if (fstat(src_fd, &st) == -1) {
+		a->fail = ENG_FAIL_READ;
+		goto fail;
+	}
+	if (ftruncate(a->dfd, 0) == -1) {
+		a->fail = ENG_FAIL_WRITE;
+		goto fail;
+	}
+	if (a->xs != NULL)
+		XXH3_128bits_reset(a->xs);
+	r = eng_copy_data(a->c, src_fd, a->dfd, st.st_size, a->xs);
+	if (r == 0)
+		return 0;
+	a->fail = r == -1 ? ENG_FAIL_READ : ENG_FAIL_WRITE;
+fail:
+	a->err = errno;
+	return -1;
+}
+
+/* The checksum of what SQLite wrote into the temp file (verify = yes). */
+static int
+eng_hash_written(struct eng_ctx *c, int dfd, XXH3_state_t *xs)
+{
+	off_t	 off = 0;
+	ssize_t	 n;
+
+	XXH3_128bits_reset(xs);
+	for (;;) {
+		n = pread(dfd, c->buf, ENG_BUF, off);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n == 0 ? 0 : -1;
+		XXH3_128bits_update(xs, c->buf, (size_t)n);
+		off += n;
+	}
+}
+
+/* How a file of the current source is captured (see engine.h). */
+static enum vg_capture
+eng_method(struct eng_ctx *c, bool fallback)
+{
+	const struct engine_source *s = c->src;
+
+	if (s == NULL)
+		return VG_CAP_LIVE;
+	if (!fallback || s->capture != VG_CAP_CLOSED_APP)
+		return s->capture;
+	return s->fallback != VG_CAP_CLOSED_APP ? s->fallback :
+	    c->o->fallback_capture;
 }
 
 int
 eng_copy_file(struct eng_ctx *c, int sfd, const char *name,
-    const struct stat *st, struct eng_dir *d, struct eng_item *it)
+    const struct stat *st, struct eng_dir *d, bool fallback,
+    struct eng_item *it)
 {
+	struct eng_copy_arg	 ca;
+	struct capture_outcome	 out;
+	struct vg_err		 cerr;
 	XXH3_state_t	*xs = NULL;
 	XXH128_hash_t	 h;
 	XXH128_canonical_t canon;
-	struct stat	 a, b;
+	struct stat	 a;
 	struct timespec	 ts[2];
-	unsigned	 attempt, tries;
-	int		 fd = -1, dfd = -1, r, rc = 1, e;
-	bool		 inconsistent = false;
+	enum vg_capture	 method, got;
+	int		 fd = -1, dfd = -1, stg, r, rc = 1, e;
+	bool		 is_db = false;
 
 	fd = plat_open_read(sfd, name);
 	if (fd == -1) {
@@ -331,7 +398,7 @@ eng_copy_file(struct eng_ctx *c, int sfd, const char *name,
 		goto out;
 	}
 	eng_next_tmp(c, it->tmp, sizeof(it->tmp));
-	dfd = openat(d->fd, it->tmp, O_WRONLY | O_CREAT | O_EXCL |
+	dfd = openat(d->fd, it->tmp, O_RDWR | O_CREAT | O_EXCL |
 	    O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (dfd == -1) {
 		rc = eng_dest_error(c, errno, c->rel, c->rel_len,
@@ -343,40 +410,84 @@ eng_copy_file(struct eng_ctx *c, int sfd, const char *name,
 		rc = -1;
 		goto out;
 	}
-	tries = c->job->retries + 1;
-	for (attempt = 0; attempt < tries; attempt++) {
-		if (attempt > 0 && (ftruncate(dfd, 0) == -1)) {
-			rc = eng_dest_error(c, errno, c->rel, c->rel_len,
-			    "writing") == -1 ? -1 : 1;
-			goto out;
-		}
-		if (xs != NULL)
-			XXH3_128bits_reset(xs);
-		r = eng_copy_data(c, fd, dfd, a.st_size, xs);
+	method = eng_method(c, fallback);
+	memset(&ca, 0, sizeof(ca));
+	ca.c = c;
+	ca.dfd = dfd;
+	ca.xs = xs;
+	vg_err_clear(&cerr);
+	r = CAPTURE_FALLTHROUGH;
+	got = method;
+
+	/* 1. a SQLite database, through the backup API (not from a btrfs
+	   snapshot: it is one moment already, and SQLite cannot open a WAL
+	   database read-only there without its -shm) */
+	if (method != VG_CAP_SNAPSHOT_BTRFS && method != VG_CAP_SNAPSHOT_LVM &&
+	    (is_db = capture_is_sqlite(fd))) {
+		r = capture_sqlite(sfd, name, fd, d->fd, it->tmp,
+		    CAPTURE_SQLITE_DEADLINE_MS, &out, &cerr);
 		if (r == -1) {
-			eng_problem(c, c->rel, c->rel_len, "unreadable", false,
-			    "read error: %s", strerror(errno));
+			if (cerr.code == VG_ERR_NOSPACE)
+				rc = eng_dest_error(c, cerr.sys_errno ?
+				    cerr.sys_errno : ENOSPC, c->rel,
+				    c->rel_len, "writing") == -1 ? -1 : 1;
+			else
+				eng_problem(c, c->rel, c->rel_len,
+				    "dest-error", false, "%s", cerr.msg);
 			goto out;
 		}
-		if (r == -2) {
-			rc = eng_dest_error(c, errno, c->rel, c->rel_len,
-			    "writing") == -1 ? -1 : 1;
-			goto out;
+		if (r == 0) {
+			got = VG_CAP_SQLITE_BACKUP;
+			if (xs != NULL && eng_hash_written(c, dfd, xs) == -1) {
+				rc = eng_dest_error(c, errno, c->rel,
+				    c->rel_len, "re-reading") == -1 ? -1 : 1;
+				goto out;
+			}
+		} else {
+			eng_warn(c, "%s: not captured through the SQLite "
+			    "backup API: %s; copied with its -wal and "
+			    "-journal instead", c->rel, cerr.msg);
+			if (ftruncate(dfd, 0) == -1) {
+				rc = eng_dest_error(c, errno, c->rel,
+				    c->rel_len, "writing") == -1 ? -1 : 1;
+				goto out;
+			}
 		}
-		if (fstat(fd, &b) == -1) {
-			eng_problem(c, c->rel, c->rel_len, "unreadable", false,
-			    "%s", strerror(errno));
-			goto out;
-		}
-		if (eng_same_state(&a, &b))
-			break;
-		/* changed while it was read: copy again */
-		if (attempt + 1 == tries) {
-			inconsistent = true;
-			break;
-		}
-		a = b;
 	}
+	/* 2. a clone in the source's staging folder */
+	stg = c->src != NULL && c->stg_fds != NULL ?
+	    c->stg_fds[c->src - c->o->sources] : -1;
+	if (r == CAPTURE_FALLTHROUGH && method == VG_CAP_REFLINK && stg != -1) {
+		r = capture_reflink(stg, fd, eng_capture_copy, &ca, &out,
+		    &cerr);
+		if (r == CAPTURE_FALLTHROUGH && !c->warned_clone) {
+			eng_warn(c, "%s: %s", c->rel, cerr.msg);
+			c->warned_clone = true;
+		}
+		if (r == 0)
+			got = VG_CAP_REFLINK;
+	}
+	/* 3. copied and checked: fstat before and after, again while it
+	   moves */
+	if (r == CAPTURE_FALLTHROUGH) {
+		r = capture_verified(fd, c->job->retries, eng_capture_copy,
+		    &ca, &out, &cerr);
+		if (r == 0)
+			got = !out.consistent ? VG_CAP_INCONSISTENT :
+			    out.copies > 1 || method == VG_CAP_REFLINK ?
+			    VG_CAP_VERIFIED : method;
+	}
+	if (r != 0) {
+		if (ca.fail == ENG_FAIL_WRITE)
+			rc = eng_dest_error(c, ca.err, c->rel, c->rel_len,
+			    "writing") == -1 ? -1 : 1;
+		else
+			eng_problem(c, c->rel, c->rel_len, "unreadable",
+			    false, "read error: %s", ca.fail ?
+			    strerror(ca.err) : cerr.msg);
+		goto out;
+	}
+	a = out.st;
 	if (c->o->as_root && fchown(dfd, a.st_uid, a.st_gid) == -1)
 		eng_problem(c, c->rel, c->rel_len, "metadata", true,
 		    "cannot set the owner: %s", strerror(errno));
@@ -389,17 +500,20 @@ eng_copy_file(struct eng_ctx *c, int sfd, const char *name,
 	if (futimens(dfd, ts) == -1)
 		eng_problem(c, c->rel, c->rel_len, "metadata", true,
 		    "cannot set the times: %s", strerror(errno));
-	if (inconsistent)
+	if (got == VG_CAP_INCONSISTENT)
 		eng_problem(c, c->rel, c->rel_len, "inconsistent", true,
-		    "kept changing while it was copied (%u tries); the last "
-		    "copy was kept", tries);
+		    "kept changing while it was copied (%u copies); the last "
+		    "copy was kept", out.copies);
+	if (fallback)
+		eng_note(c, c->rel, c->rel_len, "fallback", got,
+		    "held by an app that refused to close");
 
 	it->kind = ENG_ITEM_FILE;
 	it->dir = eng_dir_ref(d);
 	it->fd = dfd;
 	dfd = -1;
 	it->verify = xs != NULL;
-	it->has_cat = c->cat != NULL && !inconsistent;
+	it->has_cat = c->cat != NULL && got != VG_CAP_INCONSISTENT;
 	eng_fill_entry(&it->ce, &a);
 	it->ce.type = CAT_FILE;
 	it->st = a;
@@ -409,8 +523,8 @@ eng_copy_file(struct eng_ctx *c, int sfd, const char *name,
 		memcpy(it->ce.sum, canon.digest, sizeof(it->ce.sum));
 		it->ce.has_sum = true;
 	}
-	it->captured = inconsistent ? VG_CAP_INCONSISTENT : c->src ?
-	    c->src->capture : VG_CAP_LIVE;
+	it->captured = got;
+	it->sqlite_db = is_db;
 	rc = 0;
 out:
 	if (dfd != -1) {
@@ -646,14 +760,19 @@ eng_batch_flush(struct eng_ctx *c)
 	for (i = 0; i < c->nitems; i++) {
 		it = &c->items[i];
 		if (it->kind == ENG_ITEM_FILE && it->verify) {
-			if (c->prog.phase != ENGINE_PHASE_VERIFY) {
+			/* The phase says "verify" only once the sources are
+			   no longer read (the service resumes apps and
+			   releases snapshots on it); during the walk each
+			   batch's check is part of the copy. */
+			if (c->walk_done &&
+			    c->prog.phase != ENGINE_PHASE_VERIFY) {
 				c->prog.phase = ENGINE_PHASE_VERIFY;
 				eng_progress(c, true);
 			}
 			eng_verify(c, it);
 		}
 	}
-	if (c->prog.phase == ENGINE_PHASE_VERIFY)
+	if (c->prog.phase == ENGINE_PHASE_VERIFY && !c->walk_done)
 		c->prog.phase = ENGINE_PHASE_COPY;
 	/* 5. the catalogue, now that the destination holds the batch */
 	if (c->cat != NULL) {

@@ -95,6 +95,9 @@ fuzz_session(struct vg_sessions *src, int c, uid_t uid)
 	char id[8];
 
 	snprintf(id, sizeof id, "%c", c);
+	/* the real sources only make valid ids (utmp filters its lines) */
+	if (!sessions_valid_id(id))
+		return;
 	if (sessions_fake_remove(src, id) == 0) {
 		/* as logind: a display session that ends is nobody's */
 		if (c == '1')
@@ -189,8 +192,10 @@ fuzz_plan(struct vg_quiesce *q, struct vg_sessions *src,
 	req.def = fuzz_jobs[k];
 	req.postponed = (unsigned)(run_id % 3);
 	req.dry_run = k == 3;
-	if ((r = quiesce_plan(q, &req, ss, n, now, &err)) == NULL)
+	if ((r = quiesce_plan(q, &req, ss, n, now, &err)) == NULL) {
+		fprintf(stderr, "quiesce_plan: %s\n", err.msg);
 		abort();
+	}
 	rounds[i] = r;
 	if (quiesce_round_targets(r, &conns, &nc) == 0 && nc > 0)
 		fuzz_check_json(quiesce_round_event(r));
