@@ -1,0 +1,1 @@
+vigil_unit_test(hooks LIBS vigil_engine)
