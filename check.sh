@@ -18,4 +18,7 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DVIGIL_WERROR=ON -DVIGIL_SANI
 cmake --build build-asan -j"$jobs"
 echo "== tests under ASan and UBSan"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	ctest --test-dir build-asan --output-on-failure -j"$jobs"
+	ctest --test-dir build-asan --output-on-failure -j"$jobs" -LE e2e
+
+echo "== fuzzing: each parser for ${VIGIL_FUZZ_SECONDS:-60} s under ASan and UBSan (libFuzzer)"
+sh tests/fuzz/run.sh "${VIGIL_FUZZ_SECONDS:-60}"
