@@ -204,8 +204,9 @@ store_dberr_at(struct vg_store *st, struct vg_err *err, int rc,
 		break;
 	case SQLITE_IOERR:
 		vg_err_set_at(err, VG_ERR_DB, syserr,
-		    func, "database %s: %s: I/O error (%s: %s)", st->path, op,
-		    why, strerror(syserr));
+		    func, "database %s: %s: I/O error (%s%s%s)", st->path, op,
+		    why, syserr != 0 ? ": " : "",
+		    syserr != 0 ? strerror(syserr) : "");
 		break;
 	default:
 		vg_err_set_at(err, VG_ERR_DB, 0, func, "database %s: %s: %s",
