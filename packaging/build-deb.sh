@@ -2,9 +2,9 @@
 # Build the Debian packages from this tree (Debian 12):
 #     sh packaging/build-deb.sh
 # leaves dist/vigil_VERSION_ARCH.deb and dist/vigil-tray_VERSION_ARCH.deb at
-# the top of the tree, then runs lintian on them (errors fail the build;
-# warnings are printed).  Missing build tools and build dependencies are
-# installed when run as root (or with sudo).
+# the top of the tree (or in $VIGIL_DIST), then runs lintian on them
+# (errors fail the build; warnings are printed).  Missing build tools and
+# build dependencies are installed when run as root (or with sudo).
 #
 # The tree is copied (without build folders, dist/ and .git) to a temp
 # folder, packaging/debian becomes its debian/, and dpkg-buildpackage
@@ -12,7 +12,7 @@
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-dist=$root/dist
+dist=${VIGIL_DIST:-$root/dist}	# VIGIL_DIST: elsewhere (the tests)
 
 if [ "$(id -u)" -eq 0 ]; then
 	SUDO=""

@@ -98,3 +98,27 @@ add_test(NAME integ_tray
           --out ${CMAKE_BINARY_DIR}/test-artefacts/tray)
 set_tests_properties(integ_tray PROPERTIES LABELS integration
   TIMEOUT 300 SKIP_RETURN_CODE 77)
+
+# The Debian packages, built from the tree by packaging/build-deb.sh into a
+# temp folder (about a minute), checked with dpkg-deb and lintian.  Once
+# per check: not again in the sanitizer build (the package is built without
+# sanitizers anyway).
+if(NOT VIGIL_SANITIZE)
+  add_test(NAME integ_deb
+    COMMAND sh ${VIGIL_INTEG_DIR}/test_deb.sh)
+  set_tests_properties(integ_deb PROPERTIES LABELS integration
+    TIMEOUT 900 SKIP_RETURN_CODE 77)
+endif()
+
+# End to end (issue 5): a Debian rootfs (debootstrap, cached) booted with
+# systemd-nspawn as root, vigil installed inside (the .deb from dist/ when
+# it is current, else this build), three session scenarios against the real
+# logind.  Exit 77 = cannot boot a container here (or VIGIL_E2E=0).
+add_test(NAME e2e_nspawn
+  COMMAND bash ${CMAKE_SOURCE_DIR}/tests/e2e/run.sh ${CMAKE_BINARY_DIR})
+set_tests_properties(e2e_nspawn PROPERTIES LABELS e2e
+  TIMEOUT 900 SKIP_RETURN_CODE 77)
+
+# Archive mode (issue 3): full and incremental chains in every format, read
+# by bsdtar, unzip and Python, restored as of each run; a killed run.
+vigil_integration_test(archive test_archive.py TIMEOUT 300)
