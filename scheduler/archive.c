@@ -991,6 +991,7 @@ arc_clean_tmp(int fd)
 			close(dfd);
 		return;
 	}
+	rewinddir(d);	/* the dup shares fd's offset */
 	while ((de = readdir(d)) != NULL)
 		if (strncmp(de->d_name, ".vigil-tmp-", 11) == 0 &&
 		    fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
@@ -1029,6 +1030,7 @@ arc_latest_manifest(int fd)
 			close(dfd);
 		return NULL;
 	}
+	rewinddir(d);	/* the dup shares fd's offset */
 	while ((de = readdir(d)) != NULL) {
 		n = strlen(de->d_name);
 		if (n <= 9 || de->d_name[0] == '.' ||

@@ -212,8 +212,14 @@ arc_parse_entry(char **f, size_t nf, struct arc_mentry *e)
 		if (nf != 2)
 			return -1;
 		e->type = 'D';
-		return arc_path_unescape(f[1], &e->path, &e->len) == -1 ||
-		    !arc_path_safe(e->path, e->len) ? -1 : 0;
+		if (arc_path_unescape(f[1], &e->path, &e->len) == -1)
+			return -1;
+		if (!arc_path_safe(e->path, e->len)) {
+			free(e->path);
+			e->path = NULL;
+			return -1;
+		}
+		return 0;
 	}
 	if (nf != 7 || strlen(f[1]) != 1 || strchr("fdlh", f[1][0]) == NULL)
 		return -1;
