@@ -79,6 +79,8 @@ usage(FILE *fp)
 "  log RUN                                   one run's record and its problem files\n"
 "  restore JOB [PATH...] [--as-of RUN|TIME] [--to DIR] [--overwrite] [--dry-run]\n"
 "                                            bring files back from a backup\n"
+"          [--allow-special]                 (root, archive jobs: setuid files,\n"
+"                                            device nodes)\n"
 "  jobs list | show JOB                      the jobs you may see\n"
 "  jobs validate FILE                        check a jobs file, change nothing\n"
 "  jobs import [--replace] FILE              add or replace the jobs a file names\n"
@@ -1546,6 +1548,7 @@ cmd_restore(struct cli *c, int argc, char **argv)
 		{ "to", required_argument, NULL, 't' },
 		{ "overwrite", no_argument, NULL, 'o' },
 		{ "dry-run", no_argument, NULL, 'n' },
+		{ "allow-special", no_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1576,6 +1579,9 @@ cmd_restore(struct cli *c, int argc, char **argv)
 			break;
 		case 'n':
 			ro.dry_run = true;
+			break;
+		case 'S':
+			ro.allow_special = true;
 			break;
 		case 'h':
 			usage(stdout);

@@ -8,6 +8,7 @@ zlib1g-dev libcmocka-dev libjansson-dev libsystemd-dev libxxhash-dev
 python3 rsync sqlite3 attr acl util-linux passwd e2fsprogs
 btrfs-progs xfsprogs clang libclang-rt-14-dev
 libx11-dev xvfb x11-utils dbus
+libarchive-tools unzip zstd
 libgtk-3-dev libayatana-appindicator3-dev librsvg2-common
 xdotool trayer imagemagick dbus-x11 dbus-bin
 dpkg-dev debhelper fakeroot lintian"

@@ -29,7 +29,9 @@
 #include "common/filter.h"
 #include "common/log.h"
 #include "common/platform.h"
+#include "common/snapshot.h"
 #include "db/catalogue.h"
+#include "scheduler/capture.h"
 #include "scheduler/engine.h"
 #include "scheduler/engine_int.h"
 #include "scheduler/versions.h"
@@ -43,11 +45,24 @@ struct eng_ent {
 	struct stat	 st;		/* source only */
 	int		 fd;		/* several sources: the source root */
 	const struct engine_source *src; /* several sources: its source */
+	bool		 live_db;	/* a non-empty -wal or -journal is next
+					   to it: if it is a SQLite database,
+					   its content may have changed with
+					   its own stat unchanged */
 };
+
+/* How the last SQLite database of a folder was copied in this run. */
+enum eng_db_how { ENG_DB_BACKUP, ENG_DB_PLAIN };
 
 /* What happened inside a folder, for its post-order metadata. */
 struct eng_dstate {
 	bool	 modified;	/* entries created, replaced or removed */
+	bool	 fs_root;	/* the folder is the root of a filesystem or
+				   subvolume */
+	const char *db;		/* the last database copied in it (a name in
+				   the folder's listing), or NULL */
+	size_t	 db_len;
+	enum eng_db_how db_how;
 };
 
 struct eng_lazy;
@@ -131,6 +146,37 @@ eng_problem(struct eng_ctx *c, const char *rel, size_t rel_len,
 	log_warnx("%s: %s: %s", esc ? esc : "?", problem,
 	    p->detail ? p->detail : "");
 	free(esc);
+}
+
+void
+eng_note(struct eng_ctx *c, const char *rel, size_t rel_len,
+    const char *what, enum vg_capture captured, const char *fmt, ...)
+{
+	struct vg_engine_result	*r = c->res;
+	struct engine_problem	*np, *p;
+	va_list			 ap;
+
+	if (c->pass != ENG_PASS_RUN)
+		return;
+	np = realloc(r->problems, (r->nproblems + 1) * sizeof(*np));
+	if (np == NULL)
+		return;
+	r->problems = np;
+	p = &np[r->nproblems];
+	memset(p, 0, sizeof(*p));
+	if ((p->path = malloc(rel_len + 1)) == NULL)
+		return;
+	memcpy(p->path, rel, rel_len);
+	p->path[rel_len] = '\0';
+	p->path_len = rel_len;
+	p->problem = strdup(what);
+	va_start(ap, fmt);
+	p->detail = eng_vfmt(fmt, ap);
+	va_end(ap);
+	p->has_capture = true;
+	p->capture = captured;
+	r->nproblems++;
+	c->nnotes++;
 }
 
 void
@@ -415,6 +461,51 @@ fail:
 	return -1;
 }
 
+/* ---- SQLite companions ---- */
+
+static const char *const eng_db_sfx[] = { "-wal", "-shm", "-journal" };
+
+/* The length of the database name name is a companion of ("x" for
+ * "x-wal"), or 0. */
+static size_t
+eng_companion_base(const char *name, size_t len)
+{
+	size_t	 i, sl;
+
+	for (i = 0; i < sizeof(eng_db_sfx) / sizeof(eng_db_sfx[0]); i++) {
+		sl = strlen(eng_db_sfx[i]);
+		if (len > sl && memcmp(name + len - sl, eng_db_sfx[i], sl) == 0)
+			return len - sl;
+	}
+	return 0;
+}
+
+/*
+ * Mark the entries of a sorted source listing that have a non-empty -wal
+ * or -journal next to them: a database's commits may sit there while the
+ * database file's own size and times stay the same, so such a database is
+ * never taken as unchanged.
+ */
+static void
+eng_mark_dbs(struct eng_ent *v, size_t n)
+{
+	struct eng_ent	 key, *e;
+	size_t		 i, blen;
+
+	for (i = 0; i < n; i++) {
+		if (v[i].serr != 0 || !S_ISREG(v[i].st.st_mode) ||
+		    v[i].st.st_size == 0 || (blen = eng_companion_base(
+		    v[i].name, v[i].len)) == 0 || (v[i].len - blen == 4 &&
+		    memcmp(v[i].name + blen, "-shm", 4) == 0))
+			continue;
+		memset(&key, 0, sizeof(key));
+		key.name = v[i].name;
+		key.len = blen;
+		if ((e = bsearch(&key, v, n, sizeof(*v), eng_ent_cmp)) != NULL)
+			e->live_db = true;
+	}
+}
+
 /* ---- destination folders, opened when first needed ---- */
 
 struct eng_lazy {
@@ -692,6 +783,224 @@ eng_link_first(struct eng_ctx *c, const struct stat *st, uint64_t gen,
 	}
 }
 
+/* Does name under sfd start with the SQLite header? */
+static bool
+eng_is_db(int sfd, const char *name)
+{
+	bool	 r;
+	int	 fd;
+
+	if ((fd = plat_open_read(sfd, name)) == -1)
+		return false;
+	r = capture_is_sqlite(fd);
+	close(fd);
+	return r;
+}
+
+/* ---- files apps refused to close ---- */
+
+static int
+eng_fb_cmp(const void *x, const void *y)
+{
+	const struct eng_fallback *a = x, *b = y;
+
+	if (a->src != b->src)
+		return a->src < b->src ? -1 : 1;
+	return eng_namecmp(a->rel, a->len, b->rel, b->len);
+}
+
+/* Sort engine_opts.fallback_files by source.  Paths under no source are
+ * ignored (the service only names files under the job's sources). */
+static int
+eng_fb_load(struct eng_ctx *c)
+{
+	const struct vg_strlist *l = c->o->fallback_files;
+	const char	*f, *p;
+	size_t		 i, k, plen, flen;
+
+	if (l == NULL || l->n == 0)
+		return 0;
+	if ((c->fb = calloc(l->n, sizeof(*c->fb))) == NULL)
+		return -1;
+	for (i = 0; i < l->n; i++) {
+		f = l->v[i];
+		flen = strlen(f);
+		while (flen > 1 && f[flen - 1] == '/')
+			flen--;
+		for (k = 0; k < c->o->nsources; k++) {
+			p = c->o->sources[k].path;
+			plen = strlen(p);
+			while (plen > 1 && p[plen - 1] == '/')
+				plen--;
+			if (flen > plen + 1 && memcmp(f, p, plen) == 0 &&
+			    f[plen] == '/')
+				break;
+		}
+		if (k == c->o->nsources)
+			continue;
+		if ((c->fb[c->nfb].rel = strndup(f + plen + 1,
+		    flen - plen - 1)) == NULL)
+			return -1;
+		c->fb[c->nfb].len = flen - plen - 1;
+		c->fb[c->nfb].src = k;
+		c->nfb++;
+	}
+	if (c->nfb > 1)
+		qsort(c->fb, c->nfb, sizeof(*c->fb), eng_fb_cmp);
+	return 0;
+}
+
+static void
+eng_fb_free(struct eng_ctx *c)
+{
+	size_t	 i;
+
+	for (i = 0; i < c->nfb; i++)
+		free(c->fb[i].rel);
+	free(c->fb);
+	c->fb = NULL;
+	c->nfb = 0;
+}
+
+/* Is the current entry (or a folder above it in its source) one that an
+ * app refused to close? */
+static bool
+eng_is_fallback(struct eng_ctx *c)
+{
+	struct eng_fallback key;
+	const char	*rel;
+	size_t		 len;
+
+	if (c->nfb == 0 || c->src == NULL ||
+	    c->src->capture != VG_CAP_CLOSED_APP)
+		return false;
+	rel = eng_src_rel(c, &len);
+	key.src = (size_t)(c->src - c->o->sources);
+	key.rel = (char *)rel;
+	for (key.len = len; key.len > 0; ) {
+		if (bsearch(&key, c->fb, c->nfb, sizeof(*c->fb),
+		    eng_fb_cmp) != NULL)
+			return true;
+		while (key.len > 0 && rel[key.len - 1] != '/')
+			key.len--;
+		if (key.len > 0)
+			key.len--;	/* the folder above */
+	}
+	return false;
+}
+
+/*
+ * A -wal, -shm or -journal of a SQLite database: skipped when the database
+ * was (or, not copied this run, would be) captured through the backup API,
+ * whose copy is complete without them and would be damaged by a stale
+ * journal restored next to it.  The warning names each skipped file.
+ */
+static bool
+eng_skip_companion(struct eng_ctx *c, int sfd, struct eng_ent *s,
+    const struct catalogue_entry *cn, struct eng_dstate *ds, bool fallback)
+{
+	struct eng_item	 it;
+	enum vg_capture	 m;
+	size_t		 blen;
+	char		*esc;
+
+	if ((blen = eng_companion_base(s->name, s->len)) == 0)
+		return false;
+	if (ds->db != NULL && ds->db_len == blen &&
+	    memcmp(ds->db, s->name, blen) == 0) {
+		if (ds->db_how == ENG_DB_PLAIN)
+			return false;
+		/* captured through the backup API in this run: the
+		   destination's copy of it went when the database was
+		   copied; its catalogue row goes now */
+		if (c->pass == ENG_PASS_RUN) {
+			esc = log_escape_len(c->rel, c->rel_len);
+			eng_warn(c, "%s: skipped: a companion of the SQLite "
+			    "database next to it, which was copied whole "
+			    "through the SQLite backup API", esc ? esc : "?");
+			free(esc);
+		}
+		if (cn != NULL && c->cat != NULL && c->pass == ENG_PASS_RUN) {
+			memset(&it, 0, sizeof(it));
+			it.kind = ENG_ITEM_DEL;
+			it.fd = -1;
+			if ((it.rel = malloc(c->rel_len + 1)) != NULL) {
+				memcpy(it.rel, c->rel, c->rel_len + 1);
+				it.rel_len = c->rel_len;
+				it.name_off = c->rel_len - s->len;
+				it.ce.type = CAT_FILE;
+				it.has_cat = true;
+				(void)eng_batch_add(c, &it);
+			}
+		}
+		return true;
+	}
+	m = eng_method(c, fallback);
+	if (m == VG_CAP_SNAPSHOT_BTRFS || m == VG_CAP_SNAPSHOT_LVM)
+		return false;
+	/* its database was not copied in this run (unchanged, or it had a
+	   problem): what the destination holds stays as it is */
+	if (!capture_is_sqlite_companion(sfd, s->name))
+		return false;
+	if (cn != NULL)
+		c->n_dest++;
+	return true;
+}
+
+/*
+ * A database captured through the backup API: remove the destination's
+ * -wal, -shm and -journal of it (kept as versions when versions are kept)
+ * before the new copy is renamed into place.
+ */
+static int
+eng_drop_companions(struct eng_ctx *c, struct eng_dir *d, const char *name,
+    size_t len)
+{
+	struct eng_item	 it;
+	struct stat	 st;
+	size_t		 old, i, sl;
+	char		 cname[NAME_MAX + 1], *n;
+	int		 rc = 0;
+
+	for (i = 0; i < sizeof(eng_db_sfx) / sizeof(eng_db_sfx[0]) &&
+	    rc == 0; i++) {
+		sl = strlen(eng_db_sfx[i]);
+		if (len + sl > NAME_MAX)
+			continue;
+		memcpy(cname, name, len);
+		memcpy(cname + len, eng_db_sfx[i], sl + 1);
+		if (fstatat(d->fd, cname, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
+		    !S_ISREG(st.st_mode))
+			continue;
+		/* c->rel ends with name: make it the companion's */
+		old = c->rel_len;
+		if (old + sl + 1 > c->rel_cap) {
+			if ((n = realloc(c->rel, (old + sl + 1) * 2)) == NULL)
+				fatal("out of memory");
+			c->rel = n;
+			c->rel_cap = (old + sl + 1) * 2;
+		}
+		memcpy(c->rel + old, eng_db_sfx[i], sl + 1);
+		c->rel_len += sl;
+		rc = eng_remove(c, d, cname, false);
+		if (rc == 0 && c->cat != NULL) {
+			memset(&it, 0, sizeof(it));
+			it.kind = ENG_ITEM_DEL;
+			it.fd = -1;
+			if ((it.rel = malloc(c->rel_len + 1)) != NULL) {
+				memcpy(it.rel, c->rel, c->rel_len + 1);
+				it.rel_len = c->rel_len;
+				it.name_off = c->rel_len - len - sl;
+				it.ce.type = CAT_FILE;
+				it.has_cat = true;
+				rc = eng_batch_add(c, &it);
+			}
+		}
+		eng_pop(c, old);
+	}
+	return rc;
+}
+
 /*
  * A regular file.  Unchanged, as the catalogue tells (size, mtime, ctime,
  * inode and mode as at the last run): nothing is touched.  A catalogue row
@@ -708,15 +1017,20 @@ eng_file(struct eng_ctx *c, int sfd, struct eng_ent *s, struct eng_lazy *z,
 	struct stat	 dst, tst;
 	struct eng_link	*l = NULL;
 	struct eng_item	 it;
-	bool		 present = false, cat_same = false;
+	bool		 present = false, cat_same = false, fallback, force;
 	int		 dfd, rc;
 
 	c->res->files++;
 	c->res->bytes_total += (uint64_t)s->st.st_size;
+	fallback = eng_is_fallback(c);
+	if (eng_skip_companion(c, sfd, s, cn, ds, fallback))
+		return;
+	/* a database whose commits may sit in its -wal or -journal */
+	force = s->live_db && eng_is_db(sfd, s->name);
 	if (s->st.st_nlink > 1)
 		l = eng_link_find(c, s->st.st_dev, s->st.st_ino);
 	if (cn != NULL)
-		cat_same = eng_cat_same(cn, &s->st, CAT_FILE);
+		cat_same = !force && eng_cat_same(cn, &s->st, CAT_FILE);
 	/* the fast path, unless an earlier name of its link group was
 	   (re)placed by this run: then this name may have to join it */
 	if (cat_same && (l == NULL || !l->placed)) {
@@ -744,8 +1058,8 @@ eng_file(struct eng_ctx *c, int sfd, struct eng_ent *s, struct eng_lazy *z,
 	}
 	if (present)
 		c->n_dest++;
-	if (present && S_ISREG(dst.st_mode) && (cn == NULL || cat_same) &&
-	    dst.st_size == s->st.st_size &&
+	if (!force && present && S_ISREG(dst.st_mode) &&
+	    (cn == NULL || cat_same) && dst.st_size == s->st.st_size &&
 	    eng_ts_ns(&dst.st_mtim) == eng_ts_ns(&s->st.st_mtim)) {
 		/* unchanged; a name of a link group joins its first name */
 		if (l != NULL && !eng_link_same(c, l, &dst)) {
@@ -796,9 +1110,22 @@ eng_file(struct eng_ctx *c, int sfd, struct eng_ent *s, struct eng_lazy *z,
 		ds->modified = true;
 	}
 	memset(&it, 0, sizeof(it));
-	rc = eng_copy_file(c, sfd, s->name, &s->st, z->dir, &it);
+	rc = eng_copy_file(c, sfd, s->name, &s->st, z->dir, fallback, &it);
 	if (rc != 0)
 		return;
+	if (it.sqlite_db) {
+		/* its companions, later in this folder, follow its capture */
+		ds->db = s->name;
+		ds->db_len = s->len;
+		ds->db_how = it.captured == VG_CAP_SQLITE_BACKUP ?
+		    ENG_DB_BACKUP : ENG_DB_PLAIN;
+		if (ds->db_how == ENG_DB_BACKUP && eng_drop_companions(c,
+		    z->dir, s->name, s->len) == -1) {
+			(void)unlinkat(z->dir->fd, it.tmp, 0);
+			eng_item_free(&it);
+			return;
+		}
+	}
 	it.version = present && c->keep;
 	if ((it.rel = malloc(c->rel_len + 1)) == NULL) {
 		eng_item_free(&it);
@@ -1102,9 +1429,12 @@ eng_folder(struct eng_ctx *c, int sfd, struct eng_ent *s, struct eng_lazy *z,
 			descend = false;
 		}
 	}
-	if (descend)
+	if (descend) {
+		eng_mark_dbs(kids, nkids);
+		cs.fs_root = s->src != NULL || s->st.st_dev != pdev;
 		eng_merge(c, cfd, kids, nkids, &cz, child_cat, &cs,
 		    cst.st_dev);
+	}
 	if (c->stop != ENG_GO || c->pass != ENG_PASS_RUN)
 		goto out;
 
@@ -1236,6 +1566,16 @@ eng_entry(struct eng_ctx *c, int sfd, struct eng_ent *s, struct eng_lazy *z,
 		eng_warn(c, "source %s: its .vigil folder is vigil's own and "
 		    "is not copied", esc ? esc : "?");
 		free(esc);
+		return;
+	}
+	/* vigil's btrfs snapshots and reflink staging folders, made at the
+	   root of a source's filesystem or next to its subvolume */
+	if (s->src == NULL && (at_src_root || ds->fs_root) &&
+	    s->serr == 0 && S_ISDIR(s->st.st_mode) &&
+	    ((s->len == strlen(SNAP_DIR_NAME) && memcmp(s->name,
+	    SNAP_DIR_NAME, s->len) == 0) || (s->len >
+	    strlen(SNAP_STAGING_PREFIX) && memcmp(s->name,
+	    SNAP_STAGING_PREFIX, strlen(SNAP_STAGING_PREFIX)) == 0))) {
 		return;
 	}
 	if (s->serr != 0) {
@@ -1398,6 +1738,8 @@ eng_walk(struct eng_ctx *c, int *sfds, struct stat *sst)
 			    o->sources[0].path);
 			goto out;
 		}
+		eng_mark_dbs(S, ns);
+		ds.fs_root = true;
 		eng_merge(c, sfds[0], S, ns, &root, c->use_cat &&
 		    root.dir != NULL, &ds, sst[0].st_dev);
 		/* the root has no catalogue row: always compare it (one
@@ -1516,6 +1858,53 @@ eng_open_sources(struct eng_ctx *c, int *sfds, struct stat *sst,
 		}
 	}
 	return 0;
+}
+
+/* Open each source's reflink staging folder (the clones go there). */
+static int
+eng_open_staging(struct eng_ctx *c, struct vg_err *err)
+{
+	const struct engine_opts *o = c->o;
+	size_t		 i;
+
+	if ((c->stg_fds = calloc(o->nsources, sizeof(*c->stg_fds))) == NULL)
+		return -1;
+	for (i = 0; i < o->nsources; i++)
+		c->stg_fds[i] = -1;
+	if (o->dry_run)
+		return 0;
+	for (i = 0; i < o->nsources; i++) {
+		if (o->sources[i].staging == NULL)
+			continue;
+		c->stg_fds[i] = open(o->sources[i].staging, O_RDONLY |
+		    O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (c->stg_fds[i] == -1) {
+			vg_err_sys(err, "cannot open the reflink staging folder "
+			    "%s of source %s", o->sources[i].staging,
+			    o->sources[i].path);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Close the sources and staging folders (a snapshot holds no open file of
+ * ours once the walk is over). */
+static void
+eng_close_sources(struct eng_ctx *c, int *sfds)
+{
+	size_t	 i;
+
+	for (i = 0; i < c->o->nsources; i++) {
+		if (sfds != NULL && sfds[i] != -1) {
+			close(sfds[i]);
+			sfds[i] = -1;
+		}
+		if (c->stg_fds != NULL && c->stg_fds[i] != -1) {
+			close(c->stg_fds[i]);
+			c->stg_fds[i] = -1;
+		}
+	}
 }
 
 /*
@@ -1669,6 +2058,11 @@ engine_run(const struct engine_opts *o, struct vg_engine_result *res,
 	}
 	if (eng_open_sources(&c, sfds, sst, err) == -1)
 		goto fail;
+	if (eng_open_staging(&c, err) == -1 || eng_fb_load(&c) == -1) {
+		if (err->code == VG_OK)
+			vg_err_set(err, VG_ERR_SYS, "out of memory");
+		goto fail;
+	}
 
 	if (o->catalogue != NULL) {
 		c.cat = o->catalogue;
@@ -1734,6 +2128,10 @@ engine_run(const struct engine_opts *o, struct vg_engine_result *res,
 	eng_set_phase(&c, ENGINE_PHASE_COPY);
 	if (c.stop == ENG_GO)
 		eng_walk(&c, sfds, sst);
+	/* The sources are no longer read: the phases after this one tell
+	   the service it may release the snapshot and reopen the apps. */
+	c.walk_done = true;
+	eng_close_sources(&c, sfds);
 	if (c.stop == ENG_STOP_FATAL)
 		eng_batch_abort(&c);
 	else
@@ -1757,7 +2155,7 @@ engine_run(const struct engine_opts *o, struct vg_engine_result *res,
 	    catalogue_set_dirty(c.cat, false, &e2) == -1)
 		eng_warn(&c, "catalogue: %s", e2.msg);
 done:
-	if (res->status == VG_RUN_OK && res->nproblems > 0)
+	if (res->status == VG_RUN_OK && res->nproblems > c.nnotes)
 		res->status = VG_RUN_PARTIAL;
 	if (res->message == NULL && res->status != VG_RUN_FAILED &&
 	    asprintf(&res->message, "%" PRIu64 " files, %" PRIu64
@@ -1776,10 +2174,9 @@ fail:
 out:
 	eng_links_free(&c);
 	eng_versions_close(&c);
-	if (sfds)
-		for (i = 0; i < o->nsources; i++)
-			if (sfds[i] != -1)
-				close(sfds[i]);
+	eng_close_sources(&c, sfds);
+	eng_fb_free(&c);
+	free(c.stg_fds);
 	free(sfds);
 	free(sst);
 	if (c.dest_fd != -1)

@@ -49,11 +49,32 @@ struct engine_progress {
 };
 typedef void (*engine_progress_fn)(const struct engine_progress *p, void *arg);
 
+/*
+ * How a source is read (the caller decides: scheduler/snapshot.h) and the
+ * capture method its files are counted under:
+ *   closed-app      the agents closed the apps: a plain copy, checked;
+ *   snapshot-btrfs  read_from is inside a read-only snapshot: a plain copy;
+ *   reflink         each file is cloned into staging and the clone copied;
+ *   verified, live  a copy, checked with fstat before and after and copied
+ *                   again while it moves (up to the job's retries).
+ * Whatever the method, a file that had to be copied again counts as
+ * verified, one that never held still as inconsistent (the run is then
+ * partial), and a SQLite database (except from a btrfs snapshot) is copied
+ * through the backup API and counts as sqlite-backup; its -wal, -shm and
+ * -journal are then skipped (a warning names them), or copied with it when
+ * the backup was not possible.
+ */
 struct engine_source {
 	const char	*path;		/* the job's source as configured */
 	const char	*read_from;	/* where to read it (snapshot), or NULL
 					   for path itself */
 	enum vg_capture	 capture;	/* method recorded for its files */
+	const char	*staging;	/* reflink staging folder on the
+					   source's filesystem, or NULL */
+	/* A closed-app source's method for its fallback_files (its
+	   read_from and staging serve them); VG_CAP_CLOSED_APP (zero):
+	   engine_opts.fallback_capture. */
+	enum vg_capture	 fallback;
 };
 
 struct engine_opts {
@@ -72,10 +93,13 @@ struct engine_opts {
 	void			*progress_arg;
 	volatile sig_atomic_t	*cancel;	/* set non-zero to stop */
 	/*
-	 * Files (absolute paths under the job's sources) that apps held and
-	 * would not close: they are captured by the fallback (the source's
-	 * read_from and fallback_capture) even when their source says
-	 * closed-app.  NULL or empty: none.
+	 * Files (absolute paths under the job's sources as configured; a
+	 * folder covers what is under it) that apps held and would not
+	 * close: when their source says closed-app they are captured by its
+	 * fallback method (engine_source.fallback, else fallback_capture),
+	 * counted under it, and listed in res->problems as problem
+	 * "fallback" (which does not make the run partial).  NULL or empty:
+	 * none.
 	 */
 	const struct vg_strlist	*fallback_files;
 	enum vg_capture		 fallback_capture;

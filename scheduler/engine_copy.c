@@ -21,6 +21,7 @@
 
 #include "common/log.h"
 #include "common/platform.h"
+#include "db/sqlite_capture.h"
 #include "scheduler/capture.h"
 #include "scheduler/engine_int.h"
 
@@ -354,7 +355,7 @@ eng_hash_written(struct eng_ctx *c, int dfd, XXH3_state_t *xs)
 }
 
 /* How a file of the current source is captured (see engine.h). */
-static enum vg_capture
+enum vg_capture
 eng_method(struct eng_ctx *c, bool fallback)
 {
 	const struct engine_source *s = c->src;
@@ -383,6 +384,8 @@ eng_copy_file(struct eng_ctx *c, int sfd, const char *name,
 	enum vg_capture	 method, got;
 	int		 fd = -1, dfd = -1, stg, r, rc = 1, e;
 	bool		 is_db = false;
+	char		*esc, hdr[SQLCAP_MAGIC_LEN];
+	ssize_t		 hn;
 
 	fd = plat_open_read(sfd, name);
 	if (fd == -1) {
@@ -423,7 +426,13 @@ eng_copy_file(struct eng_ctx *c, int sfd, const char *name,
 	   snapshot: it is one moment already, and SQLite cannot open a WAL
 	   database read-only there without its -shm) */
 	if (method != VG_CAP_SNAPSHOT_BTRFS && method != VG_CAP_SNAPSHOT_LVM &&
-	    (is_db = capture_is_sqlite(fd))) {
+	    (hn = pread(fd, hdr, sizeof(hdr), 0)) == -1) {
+		eng_problem(c, c->rel, c->rel_len, "unreadable", false,
+		    "read error: %s", strerror(errno));
+		goto out;
+	}
+	if (method != VG_CAP_SNAPSHOT_BTRFS && method != VG_CAP_SNAPSHOT_LVM &&
+	    (is_db = sqlcap_is_header(hdr, (size_t)hn))) {
 		r = capture_sqlite(sfd, name, fd, d->fd, it->tmp,
 		    CAPTURE_SQLITE_DEADLINE_MS, &out, &cerr);
 		if (r == -1) {
@@ -444,9 +453,11 @@ eng_copy_file(struct eng_ctx *c, int sfd, const char *name,
 				goto out;
 			}
 		} else {
+			esc = log_escape_len(c->rel, c->rel_len);
 			eng_warn(c, "%s: not captured through the SQLite "
-			    "backup API: %s; copied with its -wal and "
-			    "-journal instead", c->rel, cerr.msg);
+			    "backup API: %s; its -wal and -journal are copied "
+			    "with it", esc ? esc : "?", cerr.msg);
+			free(esc);
 			if (ftruncate(dfd, 0) == -1) {
 				rc = eng_dest_error(c, errno, c->rel,
 				    c->rel_len, "writing") == -1 ? -1 : 1;
@@ -461,7 +472,9 @@ eng_copy_file(struct eng_ctx *c, int sfd, const char *name,
 		r = capture_reflink(stg, fd, eng_capture_copy, &ca, &out,
 		    &cerr);
 		if (r == CAPTURE_FALLTHROUGH && !c->warned_clone) {
-			eng_warn(c, "%s: %s", c->rel, cerr.msg);
+			esc = log_escape_len(c->rel, c->rel_len);
+			eng_warn(c, "%s: %s", esc ? esc : "?", cerr.msg);
+			free(esc);
 			c->warned_clone = true;
 		}
 		if (r == 0)

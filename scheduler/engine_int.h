@@ -73,6 +73,7 @@ struct eng_item {
 	struct catalogue_entry ce;	/* ce.name points into rel */
 	struct stat	 st;		/* the source entry as copied */
 	enum vg_capture	 captured;	/* FILE: how it was captured */
+	bool		 sqlite_db;	/* FILE: it has the SQLite header */
 };
 
 /*
@@ -92,6 +93,14 @@ struct eng_link {
 	bool		 has_dino;	/* dino/ddev known */
 	dev_t		 ddev;		/* the destination file at rel */
 	ino_t		 dino;
+};
+
+/* A file named in engine_opts.fallback_files, as (source, relpath). */
+struct eng_fallback {
+	size_t		 src;		/* index in engine_opts.sources */
+	char		*rel;		/* below the source root, no '/' at
+					   either end */
+	size_t		 len;
 };
 
 struct eng_ctx {
@@ -145,6 +154,15 @@ struct eng_ctx {
 	/* counts of the plan passes */
 	uint64_t		 n_dest, n_del;
 
+	/* capture: per source, its reflink staging folder or -1 */
+	int			*stg_fds;
+	/* files apps refused to close, relative to their source, sorted */
+	struct eng_fallback	*fb;
+	size_t			 nfb;
+	bool			 walk_done;	/* sources are no longer read */
+	bool			 warned_clone;
+	uint64_t		 nnotes;	/* problems that are notes */
+
 	bool			 no_clone, no_cfr;
 	bool			 warned_xattr_nosup, warned_xattr_perm;
 	unsigned char		*buf;		/* ENG_BUF bytes */
@@ -156,6 +174,11 @@ struct eng_ctx {
 /* engine.c */
 void	eng_problem(struct eng_ctx *c, const char *rel, size_t rel_len,
 	    const char *problem, bool captured, const char *fmt, ...)
+	    __attribute__((format(printf, 6, 7)));
+/* A file listed in the run record that is no problem (the run stays ok):
+ * captured is how it was captured. */
+void	eng_note(struct eng_ctx *c, const char *rel, size_t rel_len,
+	    const char *what, enum vg_capture captured, const char *fmt, ...)
 	    __attribute__((format(printf, 6, 7)));
 void	eng_warn(struct eng_ctx *c, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
@@ -178,12 +201,22 @@ struct eng_dir *eng_dir_ref(struct eng_dir *d);
 void	eng_dir_unref(struct eng_dir *d);
 /*
  * Copy the regular file name (under source folder sfd, last seen as *st)
- * to a new temp file in dest folder d, with metadata.  On success fills
- * *it (kind FILE, fd, tmp, ce) and returns 0; returns 1 when the file had
- * a problem (recorded; nothing left behind) and -1 when the run must stop.
+ * to a new temp file in dest folder d, with metadata, capturing it as its
+ * source says (scheduler/capture.h): a SQLite database through the backup
+ * API (except from a btrfs snapshot), a clone in the staging folder for
+ * reflink, else a copy checked with fstat before and after and repeated
+ * while the file moves.  fallback: an app holding it refused to close (the
+ * source's fallback method applies, and the file is noted in the record).
+ * On success fills *it (kind FILE, fd, tmp, ce, captured, sqlite_db) and
+ * returns 0; returns 1 when the file had a problem (recorded; nothing left
+ * behind) and -1 when the run must stop.
  */
 int	eng_copy_file(struct eng_ctx *c, int sfd, const char *name,
-	    const struct stat *st, struct eng_dir *d, struct eng_item *it);
+	    const struct stat *st, struct eng_dir *d, bool fallback,
+	    struct eng_item *it);
+/* The capture method of the current source's files (fallback: one an app
+ * refused to close). */
+enum vg_capture eng_method(struct eng_ctx *c, bool fallback);
 /* Copy xattrs (ACLs included) from sfd to dfd.  Records problems. */
 void	eng_copy_xattrs(struct eng_ctx *c, int sfd, int dfd);
 /* The same for the symlink sname under sdirfd to dname under ddirfd (the

@@ -65,6 +65,7 @@
 
 #include "common/log.h"
 #include "common/platform.h"
+#include "scheduler/archive.h"
 #include "scheduler/restore.h"
 
 #define RS_COPY_BUF	(256 * 1024)
@@ -2499,6 +2500,8 @@ restore_run(const struct restore_opts *o, struct restore_result *res,
 	}
 	memset(res, 0, sizeof *res);
 	job = o->job;
+	if (job->mode == VG_MODE_ARCHIVE)	/* archive.h */
+		return archive_restore(o, res, err);
 	c.o = o;
 	c.res = res;
 

@@ -41,6 +41,9 @@ struct restore_opts {
 	bool			 overwrite;	/* replace newer target files */
 	bool			 dry_run;	/* list what would be restored */
 	bool			 keep_owner;	/* root only: chown as backed up */
+	bool			 allow_special;	/* root only, archive jobs:
+						   restore setuid/setgid files
+						   and device nodes, FIFOs */
 	FILE			*out;		/* one line per action; may be NULL */
 };
 

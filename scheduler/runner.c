@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,8 +17,10 @@
 #include "common/platform.h"
 #include "db/catalogue.h"
 #include "db/store.h"
+#include "scheduler/archive.h"
 #include "scheduler/engine.h"
 #include "scheduler/runner.h"
+#include "scheduler/snapshot.h"
 
 static int64_t
 runner_now_ms(void)
@@ -219,9 +222,10 @@ runner_check(const struct vg_job_def *job, char *msg, size_t len)
 			return;
 		}
 	}
-	if (job->mode != VG_MODE_BACKUP && job->mode != VG_MODE_MIRROR)
+	if (job->mode == VG_MODE_SYNC)
 		snprintf(msg, len, "mode %s is not available in this version; "
-		    "use backup or mirror", config_mode_name(job->mode));
+		    "use backup, mirror or archive",
+		    config_mode_name(job->mode));
 }
 
 int
@@ -252,8 +256,8 @@ runner_prepare(struct vg_store *st, const char *state_dir,
 	}
 	diags_free(&diags);
 	if ((plan->path = strdup("fallback")) == NULL ||
-	    (plan->path_reason = strdup("no session agent consulted: files "
-	    "were read live")) == NULL ||
+	    (plan->path_reason = strdup("no session agent consulted (a run "
+	    "without the service)")) == NULL ||
 	    (plan->sources = calloc(plan->job->sources.n + 1,
 	    sizeof *plan->sources)) == NULL) {
 		vg_err_sys(err, "out of memory");
@@ -314,6 +318,137 @@ fail:
 	log_set_context(NULL, 0);
 	runner_plan_free(plan);
 	return -1;
+}
+
+/* Add "; what" to the plan's path reason (for `vigil log`). */
+static void
+runner_reason_add(struct runner_plan *plan, const char *what)
+{
+	char *n = NULL;
+
+	if (asprintf(&n, "%s; %s", plan->path_reason != NULL ?
+	    plan->path_reason : "", what) == -1)
+		return;
+	free(plan->path_reason);
+	plan->path_reason = n;
+}
+
+int
+runner_capture(struct vg_store *st, struct runner_plan *plan,
+    bool fallback_all, struct vg_err *err)
+{
+	const struct vg_job_def *job = plan->job;
+	const struct snapshot_source *ss;
+	struct snapshot_set *set = NULL;
+	struct passwd *pw;
+	char *line = NULL;
+	uid_t uid;
+	gid_t gid;
+	size_t i;
+
+	plan->fallback_capture = VG_CAP_VERIFIED;
+	for (i = 0; i < job->sources.n; i++) {
+		plan->sources[i].read_from = NULL;
+		plan->sources[i].staging = NULL;
+		plan->sources[i].capture = fallback_all ? VG_CAP_VERIFIED :
+		    VG_CAP_CLOSED_APP;
+		plan->sources[i].fallback = VG_CAP_VERIFIED;
+	}
+	if (!fallback_all && plan->fallback_files.n == 0)
+		return 0;	/* the apps are closed: nothing to protect */
+	log_set_context(job->name, plan->run_id);
+	if (job->logged_off == VG_LOGGEDOFF_COPY) {
+		log_info("logged-off = copy: no snapshot, each file is copied "
+		    "and checked");
+		runner_reason_add(plan, "logged-off = copy: verified copy");
+		log_set_context(NULL, 0);
+		return 0;
+	}
+	/* The staging folder goes to the worker's user. */
+	if (geteuid() == 0) {
+		uid = plan->row.owner_uid;
+		gid = (pw = getpwuid(uid)) != NULL ? pw->pw_gid : (gid_t)-1;
+	} else {
+		uid = geteuid();
+		gid = getegid();
+	}
+	if (snapshot_take(st, plan->run_id, job, uid, gid, geteuid() == 0,
+	    &set, err) == -1) {
+		log_warnx("%s", err->msg);
+		log_set_context(NULL, 0);
+		return -1;
+	}
+	for (i = 0; i < job->sources.n && i < snapshot_count(set); i++) {
+		ss = snapshot_source(set, i);
+		plan->sources[i].read_from = ss->read_from;
+		plan->sources[i].staging = ss->staging;
+		if (fallback_all)
+			plan->sources[i].capture = ss->capture;
+		else
+			plan->sources[i].fallback = ss->capture;
+		log_info("source %s: %s", ss->source, ss->reason);
+		if (asprintf(&line, "%s: %s", ss->source, ss->reason) != -1) {
+			runner_reason_add(plan, line);
+			free(line);
+			line = NULL;
+		}
+	}
+	plan->snapshots = set;
+	log_set_context(NULL, 0);
+	return 0;
+}
+
+void
+runner_release_set(struct vg_store *st, struct snapshot_set *set,
+    int64_t run_id)
+{
+	struct vg_err err;
+
+	if (set == NULL)
+		return;
+	vg_err_clear(&err);
+	if (snapshot_release(st, set, &err) == -1)
+		log_warnx("run %lld: %s", (long long)run_id, err.msg);
+	snapshot_set_free(set);
+}
+
+void
+runner_release(struct vg_store *st, struct runner_plan *plan)
+{
+	size_t i;
+
+	if (plan->snapshots == NULL)
+		return;
+	runner_release_set(st, plan->snapshots, plan->run_id);
+	plan->snapshots = NULL;
+	/* what pointed into the set is gone with it */
+	for (i = 0; plan->sources != NULL && plan->job != NULL &&
+	    i < plan->job->sources.n; i++) {
+		plan->sources[i].read_from = NULL;
+		plan->sources[i].staging = NULL;
+	}
+}
+
+void
+runner_cleanup_snapshots(struct vg_store *st)
+{
+	struct vg_err err;
+	size_t removed = 0, failed = 0;
+
+	vg_err_clear(&err);
+	if (snapshot_cleanup(st, &removed, &failed, &err) == -1) {
+		log_warnx("cannot look for snapshots left by earlier runs: %s",
+		    err.msg);
+		return;
+	}
+	if (removed > 0)
+		log_info("removed %zu snapshot%s or staging folder%s left by "
+		    "earlier runs", removed, removed == 1 ? "" : "s",
+		    removed == 1 ? "" : "s");
+	if (failed > 0)
+		log_warnx("%zu snapshot%s or staging folder%s left by earlier "
+		    "runs could not be removed: %s", failed,
+		    failed == 1 ? "" : "s", failed == 1 ? "" : "s", err.msg);
 }
 
 int
@@ -380,7 +515,10 @@ runner_execute(const struct runner_plan *plan,
 	eo.cancel = req->cancel;
 	eo.fallback_files = &plan->fallback_files;
 	eo.fallback_capture = plan->fallback_capture;
-	rc = engine_run(&eo, res, err);
+	if (job->mode == VG_MODE_ARCHIVE)
+		rc = archive_run(&eo, res, err);
+	else
+		rc = engine_run(&eo, res, err);
 	if (cat != NULL)
 		catalogue_close(cat);
 	free(dest_key);
@@ -508,11 +646,23 @@ runner_run(struct vg_store *st, const char *state_dir,
 		goto out;
 	}
 	vg_err_clear(&rerr);
+	if (!req->dry_run) {
+		/* what a killed run left, then this run's snapshots */
+		runner_cleanup_snapshots(st);
+		if (runner_capture(st, &plan, true, &rerr) == -1) {
+			res.status = VG_RUN_FAILED;
+			res.message = strdup(rerr.msg);
+			*status = VG_RUN_FAILED;
+			rc = runner_record(st, &plan, &res, &rerr, NULL, err);
+			goto out;
+		}
+	}
 	if (runner_execute(&plan, req, &res, &rerr) == -1 && req->dry_run) {
 		if (err != NULL)
 			*err = rerr;
 		goto out;
 	}
+	runner_release(st, &plan);
 	*status = res.status;
 	if (req->dry_run) {
 		rc = 0;
@@ -520,6 +670,7 @@ runner_run(struct vg_store *st, const char *state_dir,
 	}
 	rc = runner_record(st, &plan, &res, &rerr, NULL, err);
 out:
+	runner_release(st, &plan);
 	engine_result_free(&res);
 	runner_plan_free(&plan);
 	return rc;

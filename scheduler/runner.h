@@ -4,10 +4,11 @@
  * runner_run() is the piece between a trigger (the CLI's local mode,
  * `vigild --run-once`, and later the scheduler and the worker) and the
  * engine: it loads and parses the job, checks require-mount and the sources,
- * opens the store row and the catalogue, applies priority, runs the engine
- * (reading each source live until the session and snapshot issues land:
- * path "fallback", capture "live"), writes the job's definition into
- * `.vigil/job.ini` at the destination and records the result.
+ * opens the store row and the catalogue, takes the run's snapshots
+ * (runner_capture: nobody is asked to close apps in a local run, so every
+ * file goes to the fallback), applies priority, runs the engine, removes
+ * the snapshots, writes the job's definition into `.vigil/job.ini` at the
+ * destination and records the result.
  *
  * Dry runs print the plan and are not recorded.
  */
@@ -24,6 +25,8 @@
 #include "common/err.h"
 #include "db/store.h"
 #include "scheduler/engine.h"
+
+struct snapshot_set;
 
 struct runner_request {
 	int64_t			 job_id;
@@ -64,8 +67,39 @@ struct runner_plan {
 	struct vg_strlist	 fallback_files; /* held by apps that refused
 						    to close (owned) */
 	enum vg_capture		 fallback_capture;
+	/* The run's snapshots and staging folders (runner_capture()), read
+	   by the worker through sources[].read_from and .staging.  Not freed
+	   by runner_plan_free() nor by the worker: the parent that took them
+	   removes them with runner_release(). */
+	struct snapshot_set	*snapshots;
 };
 void	runner_plan_free(struct runner_plan *plan);	/* contents only */
+
+/*
+ * Parent, before the worker starts: how each file of the run is captured
+ * (DESIGN.md, "The job run", step 3).  fallback_all: nobody closed the apps
+ * (nobody logged on, no agent, a local run), so every file goes to the
+ * fallback; else the sources are closed-app and only plan->fallback_files
+ * go to it.  The fallback is a verified copy with logged-off = copy, else
+ * the job's snapshot method (snapshot_take(): btrfs snapshot, reflink
+ * staging folder or verified copy, recorded in st before anything is
+ * made), which sets each source's read_from, staging and capture.  Nothing
+ * is taken when nothing goes to the fallback.  -1 when an explicit
+ * snapshot method cannot be used (err says why and what to set): the run
+ * fails before copying anything.
+ */
+int	runner_capture(struct vg_store *st, struct runner_plan *plan,
+	    bool fallback_all, struct vg_err *err);
+/* Parent, once the sources are no longer read (or the run is over):
+ * remove plan->snapshots and forget them.  Failures are logged (the next
+ * start of the service tries again).  Nothing to do is a no-op. */
+void	runner_release(struct vg_store *st, struct runner_plan *plan);
+/* The same for a set already taken out of its plan; frees it. */
+void	runner_release_set(struct vg_store *st, struct snapshot_set *set,
+	    int64_t run_id);
+/* At start (after the runs left running are marked interrupted): remove
+ * the snapshots and staging folders of runs that are over, and log it. */
+void	runner_cleanup_snapshots(struct vg_store *st);
 
 int	runner_prepare(struct vg_store *st, const char *state_dir,
 	    const struct runner_request *req, struct runner_plan *plan,

@@ -559,6 +559,11 @@ svc_run_remove(struct svc *s, struct svc_run *r)
 		} else
 			quiesce_round_free(s->quiesce, r->round);
 	}
+	/* at the latest when the run is over */
+	if (r->w != NULL)
+		runner_release_set(s->st, worker_take_snapshots(r->w),
+		    r->run_id);
+	runner_release(s->st, &r->plan);
 	worker_free(r->w);
 	runner_plan_free(&r->plan);
 	json_decref(r->dry_waiter.id);
@@ -663,7 +668,6 @@ svc_on_progress(struct worker *w, json_t *progress, void *arg)
 	const char *phase;
 	json_t *ev;
 
-	(void)w;
 	s = r->src.obj;
 	if (r->dry)
 		return;
@@ -673,6 +677,10 @@ svc_on_progress(struct worker *w, json_t *progress, void *arg)
 	    (strcmp(phase, "verify") == 0 || strcmp(phase, "retention") == 0 ||
 	    strcmp(phase, "done") == 0))
 		svc_resume(s, r);
+	/* ... and remove its snapshots: the sources are no longer read. */
+	if (phase != NULL && (strcmp(phase, "verify") == 0 ||
+	    strcmp(phase, "retention") == 0 || strcmp(phase, "done") == 0))
+		runner_release_set(s->st, worker_take_snapshots(w), r->run_id);
 	ev = svc_run_event(r, NULL);
 	json_object_update(ev, progress);
 	json_object_del(ev, "type");
@@ -807,9 +815,8 @@ svc_run_go(struct svc *s, struct svc_run *r)
 	r->plan.path = strdup(quiesce_path_name(o.path));
 	r->plan.path_reason = strdup(o.reason != NULL ? o.reason : "");
 	/* How each file is captured: closed-app where the agents closed
-	 * what held it, the fallback for the rest.  The snapshot providers
-	 * are the fallback's better methods once wired; until then the
-	 * fallback reads live. */
+	 * what held it, the fallback (snapshot, reflink, verified copy) for
+	 * the rest; the parent takes the snapshots now (runner_capture). */
 	for (i = 0; i < r->plan.job->sources.n; i++)
 		r->plan.sources[i].capture = o.path == QUIESCE_PATH_AGENT ||
 		    !o.fallback_all ? VG_CAP_CLOSED_APP : VG_CAP_LIVE;
@@ -818,6 +825,17 @@ svc_run_go(struct svc *s, struct svc_run *r)
 		for (i = 0; i < o.fallback_files->n; i++)
 			(void)strlist_push(&r->plan.fallback_files,
 			    o.fallback_files->v[i]);
+	vg_err_clear(&err);
+	if (!r->dry && runner_capture(s->st, &r->plan, o.path !=
+	    QUIESCE_PATH_AGENT && o.fallback_all, &err) == -1) {
+		if (r->round != NULL) {
+			quiesce_round_interrupt(r->round, err.msg);
+			svc_resume(s, r);
+		}
+		svc_record_now(s, r, VG_RUN_FAILED, NULL, err.msg);
+		svc_run_done(s, r, VG_RUN_FAILED);
+		return;
+	}
 	if (!r->dry) {
 		log_set_context(r->job_name, r->run_id);
 		log_info("copying: path %s (%s)", r->plan.path,
@@ -1640,6 +1658,8 @@ service_run(const struct service_opts *opts)
 	else if (k > 0)
 		log_warnx("%zu run%s left running by a stopped vigild marked "
 		    "interrupted", k, k == 1 ? "" : "s");
+	/* the snapshots of those runs, and of any run that is over */
+	runner_cleanup_snapshots(s.st);
 
 	if ((s.epfd = epoll_create1(EPOLL_CLOEXEC)) == -1)
 		fatal("epoll_create1");

@@ -414,6 +414,21 @@ worker_free(struct worker *w)
 	free(w);
 }
 
+struct snapshot_set *
+worker_take_snapshots(struct worker *w)
+{
+	struct snapshot_set *set = w->plan.snapshots;
+	size_t i;
+
+	w->plan.snapshots = NULL;
+	for (i = 0; set != NULL && w->plan.sources != NULL &&
+	    w->plan.job != NULL && i < w->plan.job->sources.n; i++) {
+		w->plan.sources[i].read_from = NULL;
+		w->plan.sources[i].staging = NULL;
+	}
+	return set;
+}
+
 const char *
 worker_plan_text(const struct worker *w)
 {

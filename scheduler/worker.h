@@ -48,6 +48,11 @@ int64_t	worker_run_id(const struct worker *w);
 int64_t	worker_job_id(const struct worker *w);
 uid_t	worker_owner(const struct worker *w);
 const char *worker_job_name(const struct worker *w);
+/* Take the run's snapshot set out of the worker's plan (see
+ * runner_plan.snapshots): the caller releases it (runner_release_set)
+ * once the worker no longer reads the sources.  NULL when there is none or
+ * it was taken already. */
+struct snapshot_set *worker_take_snapshots(struct worker *w);
 /* The last progress frame (borrowed; may be NULL). */
 json_t	*worker_progress(const struct worker *w);
 

@@ -28,15 +28,16 @@ if ! command -v "$cc" >/dev/null 2>&1; then
 fi
 
 echo "== fuzz: configuring $build with $cc"
+mkdir -p "$build"
 cmake -S "$root" -B "$build" -DCMAKE_C_COMPILER="$cc" -DVIGIL_FUZZ=ON \
-    -DVIGIL_TESTS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$build.cmake.log" \
-    2>&1 || { cat "$build.cmake.log"; exit 1; }
+    -DVIGIL_TESTS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    >"$build/fuzz-cmake.log" 2>&1 || { cat "$build/fuzz-cmake.log"; exit 1; }
 tl=""
 for t in $targets; do tl="$tl fuzz_$t"; done
 echo "== fuzz: building$tl"
 # shellcheck disable=SC2086
-cmake --build "$build" --target $tl -j2 >"$build.build.log" 2>&1 ||
-    { tail -50 "$build.build.log"; exit 1; }
+cmake --build "$build" --target $tl -j2 >"$build/fuzz-build.log" 2>&1 ||
+    { tail -50 "$build/fuzz-build.log"; exit 1; }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/vigil-fuzz.XXXXXX")
 trap 'rm -rf "$work"' EXIT INT TERM

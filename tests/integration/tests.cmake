@@ -42,6 +42,10 @@ add_test(NAME integ_snapshots
   COMMAND sh ${VIGIL_INTEG_DIR}/test_snapshots.sh $<TARGET_FILE:snapdriver>)
 set_tests_properties(integ_snapshots PROPERTIES LABELS integration
   TIMEOUT 600 SKIP_RETURN_CODE 77)
+# The same through the real service and --run-once: the capture decision
+# per filesystem, live SQLite, and snapshots removed after killed runs.
+vigil_integration_test(capture_run test_capture_run.py TIMEOUT 900
+  ARGS --snapdriver $<TARGET_FILE:snapdriver>)
 
 # The service (issue 4): the real vigild in user mode, and in system mode as
 # root against several users.
@@ -122,3 +126,4 @@ set_tests_properties(e2e_nspawn PROPERTIES LABELS e2e
 # Archive mode (issue 3): full and incremental chains in every format, read
 # by bsdtar, unzip and Python, restored as of each run; a killed run.
 vigil_integration_test(archive test_archive.py TIMEOUT 300)
+vigil_integration_test(jobs_edit test_jobs_edit.py TIMEOUT 60)

@@ -4,6 +4,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 #include <sys/xattr.h>
 
 #include <dirent.h>
@@ -11,6 +12,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -22,6 +24,7 @@
 #include <cmocka.h>
 
 #include "common/config.h"
+#include "common/snapshot.h"
 #include "db/catalogue.h"
 #include "scheduler/engine.h"
 #include "scheduler/engine_int.h"
@@ -1600,6 +1603,413 @@ test_files_counts_files_and_symlinks(void **state)
 	catalogue_close(cat);
 }
 
+/* ---- capture: SQLite, reflink, verified, closed-app, fallback ---- */
+
+/* Run sqlite3 on db; the first line of output in out. */
+static int
+sql1(const char *db, const char *sql, char *out, size_t len)
+{
+	char	 cmd[PATH_MAX * 2];
+	FILE	*p;
+	int	 ok;
+
+	snprintf(cmd, sizeof(cmd), "sqlite3 -batch '%s' \"%s\" 2>&1", db, sql);
+	if ((p = popen(cmd, "r")) == NULL)
+		return -1;
+	ok = fgets(out, (int)len, p) != NULL;
+	if (pclose(p) != 0 || !ok)
+		return -1;
+	out[strcspn(out, "\n")] = '\0';
+	return 0;
+}
+
+/* A small database (rollback journal, so a -wal beside it is not read). */
+static void
+make_db(const char *path)
+{
+	char	 out[256];
+
+	if (system("command -v sqlite3 >/dev/null 2>&1") != 0)
+		skip();
+	assert_int_equal(sql1(path, "CREATE TABLE t (x); INSERT INTO t "
+	    "VALUES (42); SELECT count(*) FROM t;", out, sizeof(out)), 0);
+	assert_string_equal(out, "1");
+}
+
+static const struct engine_problem *
+problem_of(struct fx *f, const char *path, const char *what)
+{
+	size_t	 i;
+
+	for (i = 0; i < f->res.nproblems; i++)
+		if (strcmp(f->res.problems[i].path, path) == 0 &&
+		    strcmp(f->res.problems[i].problem, what) == 0)
+			return &f->res.problems[i];
+	return NULL;
+}
+
+static bool
+warned_about(struct fx *f, const char *needle)
+{
+	size_t	 i;
+
+	for (i = 0; i < f->res.nwarnings; i++)
+		if (strstr(f->res.warnings[i], needle) != NULL)
+			return true;
+	return false;
+}
+
+static void
+test_sqlite_backup_skips_companions(void **state)
+{
+	struct fx	*f = *state;
+	char		 out[256];
+
+	make_db(P(f->src, "a.db"));
+	xwrite(P(f->src, "a.db-wal"), "not a wal");
+	xwrite(P(f->src, "a.db-shm"), "not a shm");
+	xwrite(P(f->src, "b.txt"), "b");
+	/* a stale companion at the destination would be replayed into the
+	   new copy: it goes */
+	assert_int_equal(mkdir(f->dst, 0700), 0);
+	xwrite(P(f->dst, "a.db-journal"), "stale journal");
+	assert_int_equal(run(f), 0);
+	assert_int_equal(f->res.status, VG_RUN_OK);
+	assert_int_equal(f->res.capture[VG_CAP_SQLITE_BACKUP], 1);
+	assert_int_equal(f->res.capture[VG_CAP_LIVE], 1);
+	assert_false(exists(P(f->dst, "a.db-wal")));
+	assert_false(exists(P(f->dst, "a.db-shm")));
+	assert_false(exists(P(f->dst, "a.db-journal")));
+	assert_true(warned_about(f, "a.db-wal: skipped"));
+	assert_true(warned_about(f, "a.db-shm: skipped"));
+	assert_int_equal(sql1(P(f->dst, "a.db"), "PRAGMA integrity_check",
+	    out, sizeof(out)), 0);
+	assert_string_equal(out, "ok");
+	assert_int_equal(sql1(P(f->dst, "a.db"), "SELECT x FROM t", out,
+	    sizeof(out)), 0);
+	assert_string_equal(out, "42");
+}
+
+static void
+test_sqlite_backup_with_verify_checksums_copy(void **state)
+{
+	struct fx		*f = *state;
+	struct vg_catalogue	*cat;
+	bool			 fresh;
+
+	f->job.verify = true;
+	make_db(P(f->src, "a.db"));
+	cat = open_cat(f, &fresh);
+	f->o.catalogue = cat;
+	f->o.catalogue_fresh = fresh;
+	assert_int_equal(run(f), 0);
+	/* the sum is the copy's (what SQLite wrote), re-read after flush */
+	assert_int_equal(f->res.status, VG_RUN_OK);
+	assert_null(problem_of(f, "a.db", "verify-mismatch"));
+	assert_int_equal(f->res.capture[VG_CAP_SQLITE_BACKUP], 1);
+	catalogue_close(cat);
+}
+
+static void
+test_sqlite_with_wal_never_unchanged(void **state)
+{
+	struct fx		*f = *state;
+	struct vg_catalogue	*cat;
+
+	make_db(P(f->src, "a.db"));
+	xwrite(P(f->src, "a.db-wal"), "commits may sit here");
+	xwrite(P(f->src, "plain"), "p");
+	xwrite(P(f->src, "plain-wal"), "not a database's");
+	cat = use_cat(f);
+	assert_int_equal(run(f), 0);
+	f->o.catalogue_fresh = false;
+	assert_int_equal(run(f), 0);
+	/* a.db's own stat is the same, but its WAL holds data: again */
+	assert_int_equal(f->res.capture[VG_CAP_SQLITE_BACKUP], 1);
+	assert_int_equal(f->res.files_copied, 1);
+	assert_int_equal(f->res.files_unchanged, 2);	/* plain, plain-wal */
+	catalogue_close(cat);
+}
+
+static void
+test_sqlite_fallthrough_copies_companions(void **state)
+{
+	struct fx	*f = *state;
+	char		 junk[4096];
+	int		 fd;
+
+	/* the header, then nothing SQLite can read */
+	memset(junk, 0x5a, sizeof(junk));
+	memcpy(junk, "SQLite format 3", 16);
+	fd = open(P(f->src, "bad.db"), O_WRONLY | O_CREAT, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, junk, sizeof(junk)), (ssize_t)sizeof(junk));
+	close(fd);
+	xwrite(P(f->src, "bad.db-wal"), "wal");
+	assert_int_equal(run(f), 0);
+	assert_int_equal(f->res.capture[VG_CAP_SQLITE_BACKUP], 0);
+	assert_int_equal(f->res.capture[VG_CAP_LIVE], 2);
+	assert_true(exists(P(f->dst, "bad.db")));
+	assert_string_equal(xread(P(f->dst, "bad.db-wal")), "wal");
+	assert_true(warned_about(f, "bad.db: not captured through the "
+	    "SQLite backup API"));
+}
+
+static void
+test_snapshot_btrfs_copies_db_plainly(void **state)
+{
+	struct fx	*f = *state;
+
+	make_db(P(f->src, "a.db"));
+	xwrite(P(f->src, "a.db-wal"), "wal");
+	f->sources[0].capture = VG_CAP_SNAPSHOT_BTRFS;
+	assert_int_equal(run(f), 0);
+	assert_int_equal(f->res.status, VG_RUN_OK);
+	assert_int_equal(f->res.capture[VG_CAP_SNAPSHOT_BTRFS], 2);
+	assert_int_equal(f->res.capture[VG_CAP_SQLITE_BACKUP], 0);
+	assert_string_equal(xread(P(f->dst, "a.db-wal")), "wal");
+}
+
+static void
+test_closed_app_counts_closed_app(void **state)
+{
+	struct fx	*f = *state;
+
+	xwrite(P(f->src, "a"), "a");
+	xwrite(P(f->src, "b"), "b");
+	f->sources[0].capture = VG_CAP_CLOSED_APP;
+	assert_int_equal(run(f), 0);
+	assert_int_equal(f->res.status, VG_RUN_OK);
+	assert_int_equal(f->res.capture[VG_CAP_CLOSED_APP], 2);
+	assert_int_equal(f->res.nproblems, 0);
+}
+
+static void
+test_fallback_files_by_fallback_and_listed(void **state)
+{
+	struct fx		*f = *state;
+	struct vg_strlist	 fb = { NULL, 0 };
+	const struct engine_problem *p;
+	char			*v[2];
+
+	assert_int_equal(mkdir(P(f->src, "mail"), 0755), 0);
+	xwrite(P(f->src, "held"), "h");
+	xwrite(P(f->src, "free"), "f");
+	xwrite(P(f->src, "mail/inbox"), "i");
+	xwrite(P(f->src, "mail/sent"), "s");
+	v[0] = P(f->src, "held");
+	v[1] = P(f->src, "mail/");	/* a folder covers what is in it */
+	fb.v = v;
+	fb.n = 2;
+	f->sources[0].capture = VG_CAP_CLOSED_APP;
+	f->sources[0].fallback = VG_CAP_VERIFIED;
+	f->o.fallback_files = &fb;
+	f->o.fallback_capture = VG_CAP_LIVE;	/* the source's wins */
+	assert_int_equal(run(f), 0);
+	assert_int_equal(f->res.status, VG_RUN_OK);
+	assert_int_equal(f->res.capture[VG_CAP_CLOSED_APP], 1);
+	assert_int_equal(f->res.capture[VG_CAP_VERIFIED], 3);
+	assert_int_equal(f->res.nproblems, 3);
+	p = problem_of(f, "held", "fallback");
+	assert_non_null(p);
+	assert_true(p->has_capture);
+	assert_int_equal(p->capture, VG_CAP_VERIFIED);
+	assert_string_equal(p->detail, "held by an app that refused to close");
+	assert_non_null(problem_of(f, "mail/inbox", "fallback"));
+	assert_null(problem_of(f, "free", "fallback"));
+}
+
+static void
+test_fallback_files_default_method(void **state)
+{
+	struct fx		*f = *state;
+	struct vg_strlist	 fb = { NULL, 0 };
+	char			*v[1];
+
+	xwrite(P(f->src, "held"), "h");
+	v[0] = P(f->src, "held");
+	fb.v = v;
+	fb.n = 1;
+	f->sources[0].capture = VG_CAP_CLOSED_APP;
+	f->o.fallback_files = &fb;
+	f->o.fallback_capture = VG_CAP_VERIFIED;
+	assert_int_equal(run(f), 0);
+	assert_int_equal(f->res.capture[VG_CAP_VERIFIED], 1);
+	/* a source that is not closed-app has no separate fallback */
+	f->sources[0].capture = VG_CAP_SNAPSHOT_BTRFS;
+	xwrite(P(f->src, "held"), "h2");
+	assert_int_equal(run(f), 0);
+	assert_int_equal(f->res.capture[VG_CAP_SNAPSHOT_BTRFS], 1);
+	assert_null(problem_of(f, "held", "fallback"));
+}
+
+static void
+test_reflink_clone_or_verified(void **state)
+{
+	struct fx	*f = *state;
+	char		 stg[PATH_MAX];
+	bool		 can;
+	int		 fd;
+
+	snprintf(stg, sizeof(stg), "%s/.vigil-staging-t", f->src);
+	assert_int_equal(mkdir(stg, 0700), 0);
+	fd = open(stg, O_RDONLY | O_DIRECTORY);
+	assert_true(fd >= 0);
+	can = snap_reflink_probe(fd) == 0;
+	close(fd);
+	xwrite(P(f->src, "a"), "content");
+	f->sources[0].capture = VG_CAP_REFLINK;
+	f->sources[0].staging = stg;
+	assert_int_equal(run(f), 0);
+	assert_int_equal(f->res.status, VG_RUN_OK);
+	assert_string_equal(xread(P(f->dst, "a")), "content");
+	/* where the filesystem cannot clone, the file is copied and
+	   checked, and counted as such; the staging folder is not copied */
+	assert_int_equal(f->res.capture[can ? VG_CAP_REFLINK :
+	    VG_CAP_VERIFIED], 1);
+	assert_int_equal(f->res.files_copied, 1);
+	if (!can)
+		assert_true(warned_about(f, "cannot clone"));
+	assert_false(exists(P(f->dst, ".vigil-staging-t")));
+}
+
+static void
+test_snapshot_folders_at_root_skipped(void **state)
+{
+	struct fx	*f = *state;
+
+	assert_int_equal(mkdir(P(f->src, SNAP_DIR_NAME), 0755), 0);
+	xwrite(P(f->src, SNAP_DIR_NAME "/x"), "x");
+	assert_int_equal(mkdir(P(f->src, SNAP_STAGING_PREFIX "r9"), 0700), 0);
+	xwrite(P(f->src, SNAP_STAGING_PREFIX "r9/y"), "y");
+	assert_int_equal(mkdir(P(f->src, "sub"), 0755), 0);
+	assert_int_equal(mkdir(P(f->src, "sub/" SNAP_STAGING_PREFIX "r9"),
+	    0755), 0);
+	xwrite(P(f->src, "sub/" SNAP_STAGING_PREFIX "r9/z"), "z");
+	xwrite(P(f->src, SNAP_STAGING_PREFIX "file"), "a file, copied");
+	assert_int_equal(run(f), 0);
+	assert_int_equal(f->res.status, VG_RUN_OK);
+	assert_false(exists(P(f->dst, SNAP_DIR_NAME)));
+	assert_false(exists(P(f->dst, SNAP_STAGING_PREFIX "r9")));
+	/* only at the root of a source or filesystem */
+	assert_true(exists(P(f->dst, "sub/" SNAP_STAGING_PREFIX "r9/z")));
+	assert_true(exists(P(f->dst, SNAP_STAGING_PREFIX "file")));
+}
+
+/*
+ * A child that writes to path without pause until killed: it rewrites the
+ * start and appends (file times are as coarse as the kernel's clock tick,
+ * so a rewrite alone within one tick can look like no change; the growing
+ * size cannot).
+ */
+static pid_t
+start_rewriter(const char *path)
+{
+	static char	 buf[1 << 16];
+	pid_t		 pid;
+	int		 fd, afd;
+	unsigned	 n = 0;
+
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid > 0)
+		return pid;
+	if ((fd = open(path, O_WRONLY)) == -1 ||
+	    (afd = open(path, O_WRONLY | O_APPEND)) == -1)
+		_exit(2);
+	for (;;) {
+		memset(buf, 'a' + (int)(n++ % 26), sizeof(buf));
+		if (pwrite(fd, buf, sizeof(buf), 0) != (ssize_t)sizeof(buf) ||
+		    write(afd, "0123456789abcdef", 16) != 16)
+			_exit(3);
+	}
+}
+
+static void
+test_changing_file_inconsistent_partial(void **state)
+{
+	struct fx	*f = *state;
+	const struct engine_problem *p;
+	struct stat	 st0, st1;
+	char		 big[1 << 16];
+	pid_t		 w;
+	int		 fd, i;
+
+	memset(big, 'x', sizeof(big));
+	fd = open(P(f->src, "busy"), O_WRONLY | O_CREAT, 0644);
+	assert_true(fd >= 0);
+	for (i = 0; i < 512; i++)	/* 32 MiB: each copy takes a while */
+		assert_int_equal(write(fd, big, sizeof(big)),
+		    (ssize_t)sizeof(big));
+	close(fd);
+	xwrite(P(f->src, "quiet"), "q");
+	f->job.retries = 2;
+	f->sources[0].capture = VG_CAP_CLOSED_APP;
+	assert_int_equal(stat(P(f->src, "busy"), &st0), 0);
+	w = start_rewriter(P(f->src, "busy"));
+	do {	/* until it writes */
+		usleep(1000);
+		assert_int_equal(stat(P(f->src, "busy"), &st1), 0);
+	} while (st1.st_mtim.tv_sec == st0.st_mtim.tv_sec &&
+	    st1.st_mtim.tv_nsec == st0.st_mtim.tv_nsec);
+	assert_int_equal(run(f), 0);
+	kill(w, SIGKILL);
+	waitpid(w, NULL, 0);
+	assert_int_equal(f->res.status, VG_RUN_PARTIAL);
+	assert_int_equal(f->res.capture[VG_CAP_INCONSISTENT], 1);
+	assert_int_equal(f->res.capture[VG_CAP_CLOSED_APP], 1);
+	p = problem_of(f, "busy", "inconsistent");
+	assert_non_null(p);
+	assert_int_equal(p->capture, VG_CAP_INCONSISTENT);
+	assert_true(exists(P(f->dst, "busy")));	/* the last copy is kept */
+}
+
+struct phases {
+	enum engine_phase seq[64];
+	size_t		 n;
+};
+
+static void
+on_phase(const struct engine_progress *p, void *arg)
+{
+	struct phases	*ph = arg;
+
+	if (ph->n == 0 || ph->seq[ph->n - 1] != p->phase) {
+		if (ph->n < 64)
+			ph->seq[ph->n++] = p->phase;
+	}
+}
+
+static void
+test_verify_phase_only_after_the_walk(void **state)
+{
+	struct fx	*f = *state;
+	struct phases	 ph;
+	char		 name[32];
+	size_t		 i;
+	int		 k;
+
+	/* several batches, each verified while the walk goes on */
+	for (k = 0; k < ENG_BATCH_FILES * 2 + 10; k++) {
+		snprintf(name, sizeof(name), "f%04d", k);
+		xwrite(P(f->src, name), name);
+	}
+	memset(&ph, 0, sizeof(ph));
+	f->job.verify = true;
+	f->o.progress = on_phase;
+	f->o.progress_arg = &ph;
+	assert_int_equal(run(f), 0);
+	assert_int_equal(f->res.status, VG_RUN_OK);
+	/* scan, copy, then verify, done: once verify (or later) is said,
+	   the sources are read no more */
+	for (i = 1; i < ph.n; i++)
+		if (ph.seq[i - 1] == ENGINE_PHASE_VERIFY)
+			assert_int_not_equal(ph.seq[i], ENGINE_PHASE_COPY);
+	assert_int_equal(ph.seq[ph.n - 1], ENGINE_PHASE_DONE);
+	assert_true(ph.n >= 4);
+	assert_int_equal(ph.seq[ph.n - 2], ENGINE_PHASE_VERIFY);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int
@@ -1657,6 +2067,18 @@ main(void)
 		T(test_version_same_path_twice_keeps_first),
 		T(test_meta_temp_files_cleaned),
 		T(test_files_counts_files_and_symlinks),
+		T(test_sqlite_backup_skips_companions),
+		T(test_sqlite_backup_with_verify_checksums_copy),
+		T(test_sqlite_with_wal_never_unchanged),
+		T(test_sqlite_fallthrough_copies_companions),
+		T(test_snapshot_btrfs_copies_db_plainly),
+		T(test_closed_app_counts_closed_app),
+		T(test_fallback_files_by_fallback_and_listed),
+		T(test_fallback_files_default_method),
+		T(test_reflink_clone_or_verified),
+		T(test_snapshot_folders_at_root_skipped),
+		T(test_changing_file_inconsistent_partial),
+		T(test_verify_phase_only_after_the_walk),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
