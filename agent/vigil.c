@@ -1281,6 +1281,7 @@ cmd_jobs_edit(struct cli *c)
 	size_t len, errlen = 0;
 	FILE *ef;
 	int fd, rc = EXIT_ERROR, ch, tty = isatty(STDIN_FILENO);
+	bool keep = false;	/* leave the user's text in place */
 
 	if ((res = cli_call(c, "jobs.export", NULL, NULL)) == NULL)
 		return EXIT_ERROR;
@@ -1300,7 +1301,8 @@ cmd_jobs_edit(struct cli *c)
 		if (cli_run_editor(path) == -1) {
 			fprintf(stderr, "vigil: the editor failed; your jobs "
 			    "are unchanged (your text is kept in %s)\n", path);
-			return EXIT_ERROR;
+			keep = true;
+			goto out;
 		}
 		free(text);
 		if ((text = cli_read_file(path, &len)) == NULL) {
@@ -1325,7 +1327,8 @@ cmd_jobs_edit(struct cli *c)
 			fprintf(stderr, "vigil: the jobs file has errors; "
 			    "nothing was changed (your text is kept in %s)\n",
 			    path);
-			return EXIT_ERROR;
+			keep = true;
+			goto out;
 		}
 		fprintf(stderr, "vigil: errors in your jobs; edit again? "
 		    "[Y/n] ");
@@ -1335,13 +1338,15 @@ cmd_jobs_edit(struct cli *c)
 		if (ch == 'n' || ch == 'N' || ch == EOF) {
 			fprintf(stderr, "vigil: nothing was changed (your text "
 			    "is kept in %s)\n", path);
-			return EXIT_ERROR;
+			keep = true;
+			goto out;
 		}
 	}
 out:
 	if (fd != -1)
 		close(fd);
-	unlink(path);
+	if (!keep)
+		unlink(path);
 	free(text);
 	free(errs);
 	json_decref(res);

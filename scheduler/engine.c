@@ -1988,7 +1988,7 @@ engine_run(const struct engine_opts *o, struct vg_engine_result *res,
 	struct stat		*sst = NULL;
 	char			*errmsg = NULL;
 	size_t			 i;
-	bool			 cat_dirty = false;
+	bool			 cat_dirty = false, added_lost = false;
 	struct vg_err		 lerr;
 
 	if (err == NULL)
@@ -2138,7 +2138,15 @@ engine_run(const struct engine_opts *o, struct vg_engine_result *res,
 		(void)eng_batch_flush(&c);
 	if (c.stop == ENG_STOP_FATAL)
 		eng_batch_abort(&c);
-	(void)eng_added_finish(&c);
+	if (eng_added_finish(&c) == -1) {
+		/* Without the list a restore "as of" an earlier run would
+		 * bring back what this run created: say so, and do not call
+		 * the run ok. */
+		eng_warn(&c, "the list of entries this run created "
+		    "(.vigil/versions/<stamp>.added) could not be written: "
+		    "restores as of earlier runs may include them");
+		added_lost = true;
+	}
 	eng_versions_close(&c);
 	if (c.stop == ENG_GO && c.keep) {
 		eng_set_phase(&c, ENGINE_PHASE_RETENTION);
@@ -2155,7 +2163,8 @@ engine_run(const struct engine_opts *o, struct vg_engine_result *res,
 	    catalogue_set_dirty(c.cat, false, &e2) == -1)
 		eng_warn(&c, "catalogue: %s", e2.msg);
 done:
-	if (res->status == VG_RUN_OK && res->nproblems > c.nnotes)
+	if (res->status == VG_RUN_OK && (res->nproblems > c.nnotes ||
+	    added_lost))
 		res->status = VG_RUN_PARTIAL;
 	if (res->message == NULL && res->status != VG_RUN_FAILED &&
 	    asprintf(&res->message, "%" PRIu64 " files, %" PRIu64

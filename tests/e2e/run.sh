@@ -111,6 +111,31 @@ build_rootfs() {
 	say "root filesystem built in $(( $(date +%s) - t )) s"
 }
 
+# Leftovers of a run that was killed (a test timeout sends SIGKILL): its
+# container (the systemd-nspawn recorded in its folder, booted from that
+# folder), its overlay mount, its folder.
+for old in "$CACHE"/run.*; do
+	[ -f "$old/pids" ] || continue
+	owner= npid= cpid=
+	read -r owner npid cpid <"$old/pids"
+	kill -0 "$owner" 2>/dev/null && continue
+	# Only what that run started: the container's init (its root is
+	# that run's folder) and the systemd-nspawn booted from it.
+	if [ -n "$cpid" ] && [ "$(readlink /proc/$cpid/root)" = "$old/root" ]
+	then
+		say "stopping the container a killed run left ($old)"
+		kill -KILL "$cpid" 2>/dev/null
+	fi
+	if [ -n "$npid" ] && [ "$(cat /proc/$npid/comm 2>/dev/null)" = \
+	    systemd-nspawn ] && tr '\0' ' ' </proc/$npid/cmdline |
+	    grep -q -- "-D $old/root "; then
+		kill -KILL "$npid" 2>/dev/null
+	fi
+	sleep 1
+	umount "$old/root" 2>/dev/null || umount -l "$old/root" 2>/dev/null
+	rm -rf "$old"
+done
+
 exec 8>"$CACHE/lock"
 flock 8
 if [ ! -d "$ROOTFS" ] || [ "$(cat "$ROOTFS.stamp" 2>/dev/null)" != "$STAMP" ]
@@ -119,28 +144,9 @@ then
 else
 	say "using the cached root filesystem $ROOTFS"
 fi
-flock -u 8
-flock -s 8	# shared while we use it: a rebuild waits for us
+exec 8>&-	# (no child may inherit the lock)
 
 # ---- 2. a throw-away overlay with vigil installed --------------------------
-# Leftovers of a run that was killed (a test timeout sends SIGKILL): its
-# container (the systemd-nspawn recorded in its folder, booted from that
-# folder), its overlay mount, its folder.
-for old in "$CACHE"/run.*; do
-	[ -f "$old/pids" ] || continue
-	read -r owner npid <"$old/pids"
-	kill -0 "$owner" 2>/dev/null && continue
-	if [ -n "${npid:-}" ] && [ "$(cat /proc/$npid/comm 2>/dev/null)" = \
-	    systemd-nspawn ] && tr '\0' ' ' </proc/$npid/cmdline |
-	    grep -q -- "-D $old/root "; then
-		say "stopping the container a killed run left ($old)"
-		kill -KILL "$npid" 2>/dev/null
-		sleep 1
-	fi
-	umount "$old/root" 2>/dev/null || umount -l "$old/root" 2>/dev/null
-	rm -rf "$old"
-done
-
 MACHINE=vigil-e2e-$$
 RUN=$(mktemp -d "$CACHE/run.XXXXXX")
 echo "$$" >"$RUN/pids"
@@ -291,16 +297,22 @@ systemd-nspawn -D "$ROOT" -b --register=no --keep-unit -M "$MACHINE" \
 NSPAWN_PID=$!
 echo "$$ $NSPAWN_PID" >"$RUN/pids"
 
-# The container's PID 1 (as the host sees it): nspawn's child in another
-# pid namespace.
-for i in $(seq 1 100); do
+# The container's PID 1 as the host sees it: the child of nspawn that is
+# pid 1 in its own pid namespace (nspawn's helper children are not).
+find_cpid() {
+	local p
+	CPID=
 	for p in $(ps -o pid= --ppid "$NSPAWN_PID" 2>/dev/null); do
-		if [ "$(readlink /proc/$p/ns/pid)" != \
-		    "$(readlink /proc/self/ns/pid)" ]; then
+		if awk '$1 == "NSpid:" && NF > 2 && $NF == 1 { ok = 1 }
+		    END { exit !ok }' /proc/$p/status 2>/dev/null; then
 			CPID=$p
+			return 0
 		fi
 	done
-	[ -n "$CPID" ] && break
+	return 1
+}
+for i in $(seq 1 300); do
+	find_cpid && break
 	kill -0 "$NSPAWN_PID" 2>/dev/null || break
 	sleep 0.1
 done
@@ -308,6 +320,7 @@ if [ -z "$CPID" ]; then
 	tail -n 20 "$ART/console.log" | sed 's/^/e2e:   /'
 	skip "systemd-nspawn could not start the container here"
 fi
+echo "$$ $NSPAWN_PID $CPID" >"$RUN/pids"
 
 # Run a command inside the booted container, as root; as alice.
 cin() {
@@ -331,7 +344,7 @@ print(json.dumps(v) if isinstance(v, (dict, list)) else v)' "$1"
 }
 
 state=
-for i in $(seq 1 240); do
+for i in $(seq 1 360); do
 	state=$(cin systemctl is-system-running 2>/dev/null)
 	case $state in running|degraded) break ;; esac
 	kill -0 "$NSPAWN_PID" 2>/dev/null || break
