@@ -1,7 +1,9 @@
 #!/bin/sh
 # One command on a fresh Debian 12: install what is missing, build with
-# -Werror, and run the whole test suite; then the same again under
-# AddressSanitizer and UndefinedBehaviorSanitizer.
+# -Werror, build the Debian packages, and run the whole test suite (unit,
+# integration, and the end-to-end test in a booted container that installs
+# the package); then the same again under AddressSanitizer and
+# UndefinedBehaviorSanitizer; then each parser under libFuzzer.
 set -eu
 cd "$(dirname "$0")"
 sh packaging/deps.sh
@@ -10,8 +12,11 @@ jobs=$(nproc)
 echo "== build (warnings are errors)"
 cmake -S . -B build-check -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVIGIL_WERROR=ON >/dev/null
 cmake --build build-check -j"$jobs"
+echo "== Debian packages (dist/), tested below and installed in the e2e container"
+sh packaging/build-deb.sh
 echo "== tests"
-ctest --test-dir build-check --output-on-failure -j"$jobs"
+VIGIL_DEB_DIST="$PWD/dist" VIGIL_E2E_INSTALL=deb \
+	ctest --test-dir build-check --output-on-failure -j"$jobs"
 
 echo "== build with ASan and UBSan"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DVIGIL_WERROR=ON -DVIGIL_SANITIZE=ON >/dev/null
