@@ -19,6 +19,7 @@
 #include "db/store.h"
 #include "scheduler/archive.h"
 #include "scheduler/engine.h"
+#include "scheduler/hooks.h"
 #include "scheduler/runner.h"
 #include "scheduler/snapshot.h"
 
@@ -451,6 +452,62 @@ runner_cleanup_snapshots(struct vg_store *st)
 		    failed == 1 ? "" : "s", failed == 1 ? "" : "s", err.msg);
 }
 
+/* Add a warning to an engine result (the run record shows them). */
+static void
+runner_warn(struct vg_engine_result *res, const char *msg)
+{
+	char **w;
+
+	if ((w = realloc(res->warnings, (res->nwarnings + 1) *
+	    sizeof *w)) == NULL)
+		return;
+	res->warnings = w;
+	if ((w[res->nwarnings] = strdup(msg)) != NULL)
+		res->nwarnings++;
+}
+
+/*
+ * Run the job's pre or post command (hooks.h), as whoever runs this: the
+ * worker has already become the job's owner.  A dry run only says what it
+ * would run.  -1 with err when the command failed.
+ */
+static int
+runner_hook(const struct vg_job_def *job, const char *phase, int64_t run_id,
+    const char *status, bool dry_run, FILE *plan_out,
+    struct vg_engine_result *res, struct vg_err *err)
+{
+	const struct vg_strlist *argv = strcmp(phase, "pre") == 0 ? &job->pre :
+	    &job->post;
+	char *out = NULL, *esc, msg[HOOKS_OUTPUT_MAX + 1200];
+	size_t i;
+	int rc;
+
+	if (argv->n == 0)
+		return 0;
+	if (dry_run) {
+		fprintf(plan_out, "would run %s command:", phase);
+		for (i = 0; i < argv->n; i++) {
+			esc = log_escape(argv->v[i]);
+			fprintf(plan_out, " %s", esc != NULL ? esc : "?");
+			free(esc);
+		}
+		fprintf(plan_out, "\n");
+		return 0;
+	}
+	rc = hooks_run(argv, phase, job->name, run_id, status, HOOKS_TIMEOUT_S,
+	    &out, err);
+	if (rc == -1) {
+		snprintf(msg, sizeof msg, "%s%s%s", err->msg,
+		    out != NULL ? "; its output: " : "", out != NULL ? out : "");
+		runner_warn(res, msg);
+		log_warnx("%s", err->msg);
+		/* The message a failed run records starts "pre command". */
+	} else
+		log_info("%s command done", phase);
+	free(out);
+	return rc;
+}
+
 int
 runner_execute(const struct runner_plan *plan,
     const struct runner_request *req, struct vg_engine_result *res,
@@ -515,13 +572,32 @@ runner_execute(const struct runner_plan *plan,
 	eo.cancel = req->cancel;
 	eo.fallback_files = &plan->fallback_files;
 	eo.fallback_capture = plan->fallback_capture;
-	if (job->mode == VG_MODE_ARCHIVE)
+	vg_err_clear(&cerr);
+	if (runner_hook(job, "pre", plan->run_id, NULL, req->dry_run,
+	    eo.plan_out, res, &cerr) == -1) {
+		/* A failed pre command stops the run before any copy. */
+		res->status = VG_RUN_FAILED;
+		if (res->message == NULL)
+			res->message = strdup(cerr.msg);
+		rc = 0;
+	} else if (job->mode == VG_MODE_ARCHIVE)
 		rc = archive_run(&eo, res, err);
 	else
 		rc = engine_run(&eo, res, err);
 	if (cat != NULL)
 		catalogue_close(cat);
 	free(dest_key);
+	if (job->post.n > 0 && !(res->status == VG_RUN_FAILED &&
+	    res->message != NULL && strncmp(res->message, "pre command", 11) ==
+	    0)) {
+		vg_err_clear(&cerr);
+		/* A failed post command is a warning; it makes an ok run
+		 * partial, as the copy itself is complete. */
+		if (runner_hook(job, "post", plan->run_id,
+		    store_run_status_name(res->status), req->dry_run,
+		    eo.plan_out, res, &cerr) == -1 && res->status == VG_RUN_OK)
+			res->status = VG_RUN_PARTIAL;
+	}
 
 	if (!req->dry_run && res->status != VG_RUN_FAILED &&
 	    runner_write_definition(job->destination, plan->row.definition,

@@ -127,3 +127,4 @@ set_tests_properties(e2e_nspawn PROPERTIES LABELS e2e
 # by bsdtar, unzip and Python, restored as of each run; a killed run.
 vigil_integration_test(archive test_archive.py TIMEOUT 300)
 vigil_integration_test(jobs_edit test_jobs_edit.py TIMEOUT 60)
+vigil_integration_test(hooks test_hooks.py TIMEOUT 60)
