@@ -558,19 +558,69 @@ apps_is_named(const struct apps_proc *p, const struct apps_query *q)
 
 /* ---- lifting ---- */
 
+/* Command interpreters: a process running one of these is a shell (see
+ * apps.h), never an app that lifting may end at. */
+static const char *const apps_shells[] = {
+	"sh", "bash", "dash", "zsh", "fish", "ksh", "mksh", "ash", "csh",
+	"tcsh", "busybox", NULL
+};
+
+static bool
+apps_shell_name(const char *name)
+{
+	size_t i;
+
+	if (name == NULL)
+		return false;
+	for (i = 0; apps_shells[i] != NULL; i++)
+		if (strcmp(name, apps_shells[i]) == 0)
+			return true;
+	return false;
+}
+
+/* A shell: a login shell (argv[0] starts with '-'), or a process whose
+ * executable, argv[0] or comm is a known shell.  A subshell (a fork of a
+ * shell without exec) has its shell's executable, so it counts too. */
+static bool
+apps_is_shell(const struct apps_proc *p)
+{
+	char path[64], *exe = NULL, *cmd = NULL, *sp;
+	size_t len;
+	bool shell;
+
+	shell = apps_shell_name(p->comm);
+	snprintf(path, sizeof path, "/proc/%d/exe", (int)p->pid);
+	if (!shell && (exe = apps_readlink(path)) != NULL) {
+		if ((sp = strstr(exe, " (deleted)")) != NULL && sp[10] == '\0')
+			*sp = '\0';
+		shell = apps_shell_name(apps_basename(exe));
+	}
+	snprintf(path, sizeof path, "/proc/%d/cmdline", (int)p->pid);
+	if (!shell && (cmd = apps_slurp(path, &len)) != NULL && len > 0)
+		shell = cmd[0] == '-' || apps_shell_name(apps_basename(cmd));
+	free(exe);
+	free(cmd);
+	return shell;
+}
+
 static bool
 apps_lift_ok(struct apps_table *t, const struct apps_proc *p,
     const struct apps_proc *pp)
 {
+	(void)t;
 	if (pp == NULL || pp->excluded || pp->pid <= 1 ||
 	    strcmp(pp->comm, "systemd") == 0)
 		return false;
 	if (p->pid == p->sid)		/* a session leader is the top */
 		return false;
-	if (p->pgid == pp->pgid)
-		return true;
-	return apps_cgroup_dedicated(p->cgroup) && pp->cgroup != NULL &&
-	    strcmp(p->cgroup, pp->cgroup) == 0 && pp->pid != pp->sid;
+	if (p->pgid != pp->pgid && !(apps_cgroup_dedicated(p->cgroup) &&
+	    pp->cgroup != NULL && strcmp(p->cgroup, pp->cgroup) == 0 &&
+	    pp->pid != pp->sid))
+		return false;
+	/* Never end at a shell: it leads a job (a subshell of an `a && b &`
+	 * list, `sh -c 'app & wait'`), and closing it ends the job rather
+	 * than an app that can be reopened. */
+	return !apps_is_shell(pp);
 }
 
 static pid_t

@@ -13,10 +13,20 @@
  * child sits in a dedicated systemd scope or service (not a login session's
  * scope), a parent in the same cgroup that is not a session leader.  Lifting
  * stops at a session leader, at pid 1, at a systemd user manager, and before
- * the agent and its ancestors, which are never part of an app.  So a Firefox
- * content process lifts to the main process, soffice.bin to its launcher,
- * but a program started from an interactive shell stays itself: the shell
- * leads another process group.
+ * the agent and its ancestors, which are never part of an app, and before
+ * a shell.  So a Firefox content process lifts to the main process,
+ * soffice.bin to its launcher, but a program started from an interactive
+ * shell stays itself: the shell leads another process group.
+ *
+ * A shell is never an app: closing it ends the user's job (or login) rather
+ * than a program that saves and can be reopened.  A parent counts as a
+ * shell when argv[0] starts with '-' (a login shell), or when its
+ * executable, argv[0] or comm is one of sh, bash, dash, zsh, fish, ksh,
+ * mksh, ash, csh, tcsh or busybox.  This covers the subshell that bash forks
+ * for `cd dir && app &` (it leads the job's process group and has bash's
+ * executable) and `sh -c 'app & wait'`: the app is the program under it.
+ * A fork without exec of any other program still lifts (a worker to its
+ * main process).
  *
  * For each app the list records what closing and reopening it needs: its
  * argv, working folder and environment (which stay inside the agent: they

@@ -189,8 +189,13 @@ agent_q_find(struct agent *a, int64_t id)
 
 /* ---- talking to vigild ---- */
 
-/* Send a message (takes params).  In simulate mode, print it. */
-static void
+/*
+ * Send a message (takes params).  In simulate mode, print it.  1 when
+ * vigild refused it (and said why: logged), 0 otherwise: sent, printed, or
+ * not sent for want of a connection (-1 would tell the caller nothing it
+ * can act on: the connection is marked broken and reconnected).
+ */
+static int
 agent_send(struct agent *a, const char *method, json_t *params)
 {
 	struct vg_err err;
@@ -209,12 +214,12 @@ agent_send(struct agent *a, const char *method, json_t *params)
 		}
 		json_decref(o);
 		json_decref(params);
-		return;
+		return 0;
 	}
 	if (a->c == NULL || a->broken) {
 		log_debug("not connected to vigild: %s not sent", method);
 		json_decref(params);
-		return;
+		return 0;
 	}
 	vg_err_clear(&err);
 	rc = client_call(a->c, method, params, &res, NULL, AGENT_CALL_MS,
@@ -227,12 +232,15 @@ agent_send(struct agent *a, const char *method, json_t *params)
 	}
 	json_decref(res);
 	json_decref(params);
+	return rc == 1;
 }
 
-static void
+/* 1 when vigild refused it: it no longer waits on this agent. */
+static int
 agent_progress(struct agent *a, struct agent_q *q, const char *state)
 {
-	agent_send(a, "agent.progress", json_pack("{s:I, s:s}", "quiesce",
+	return agent_send(a, "agent.progress", json_pack("{s:I, s:s}",
+	    "quiesce",
 	    (json_int_t)q->id, "state", state));
 }
 
@@ -246,7 +254,7 @@ agent_progress_cb(void *arg)
 {
 	struct agent_progress_arg *p = arg;
 
-	agent_progress(p->a, p->q, "closing");
+	(void)agent_progress(p->a, p->q, "closing");
 }
 
 /* Answer CLOSED with nothing closed (and why, when something failed). */
@@ -556,7 +564,15 @@ agent_close(struct agent *a, struct agent_q *q)
 	json_t *closed, *refused, *killed, *e;
 	size_t i;
 
-	agent_progress(a, q, "closing");
+	/* A late agent (asleep through the countdown, or slow) is refused:
+	 * vigild has given up on it and may have copied already.  Closing now
+	 * would close the user's apps for nothing; answer nothing more. */
+	if (agent_progress(a, q, "closing") == 1) {
+		log_warnx("job %s: vigild no longer waits on quiesce %lld: "
+		    "closing nothing", q->job, (long long)q->id);
+		agent_q_unlink(a, q);
+		return;
+	}
 	/* Look again: in the countdown the user may have opened or closed
 	 * something. */
 	vg_err_clear(&err);

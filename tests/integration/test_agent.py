@@ -167,7 +167,9 @@ def no_sanitizer(t, what, stderr):
 
 class FakeVigild:
     """Listens on a Unix socket and speaks the framing: 4-byte big-endian
-    length, then a JSON object.  Records every request; answers ok."""
+    length, then a JSON object.  Records every request; answers ok, but
+    refuses agent.progress for the quiesce ids in refuse_progress (as vigild
+    does once it no longer waits on the agent)."""
 
     def __init__(self, path):
         self.path = path
@@ -176,6 +178,7 @@ class FakeVigild:
         self.srv.listen(4)
         self.conn = None
         self.requests = []
+        self.refuse_progress = set()
         self.cond = threading.Condition()
         self.th = threading.Thread(target=self._run, daemon=True)
         self.th.start()
@@ -206,7 +209,16 @@ class FakeVigild:
                 elif m.get("method") == "agent.register":
                     res = {"session": "agent:1", "accepted": True,
                            "tracked_by": "connection"}
-                self._send({"id": m.get("id"), "ok": True, "result": res})
+                p = m.get("params") or {}
+                if m.get("method") == "agent.progress" and \
+                        p.get("quiesce") in self.refuse_progress:
+                    self._send({"id": m.get("id"), "ok": False, "error": {
+                        "code": "invalid", "message":
+                        "agent.progress: quiesce %d is no longer waiting "
+                        "on this agent (late)" % p["quiesce"]}})
+                else:
+                    self._send({"id": m.get("id"), "ok": True,
+                                "result": res})
                 with self.cond:
                     self.requests.append(m)
                     self.cond.notify_all()
@@ -429,6 +441,17 @@ def case_protocol(t, args):
     r = fv.wait("agent.resumed", 2)
     t.check(r == {"quiesce": 999, "reopened": [], "failed": []},
             "resume of an unknown quiesce reopens nothing", r)
+
+    # a late agent: vigild refuses its "closing" progress; it closes
+    # nothing and answers nothing more for that quiesce
+    fv.refuse_progress.add(24)
+    fv.event("quiesce", quiesce(24, [src]))
+    pr = fv.wait("agent.progress", 2)
+    t.check(pr == {"quiesce": 24, "state": "closing"},
+            "the late agent still says it is closing", pr)
+    time.sleep(1)
+    t.check(npid and alive(npid) and fv.wait("agent.closed", 3, 0) is None,
+            "refused progress: nothing closed, no agent.closed", fv.requests)
 
     # the connection drops while apps are closed: reopened at once
     fv.event("quiesce", quiesce(23, [src]))

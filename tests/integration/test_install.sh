@@ -36,6 +36,13 @@ if [ -f "$unit" ]; then
 else
 	bad "lib/systemd/system/vigild.service is not installed"
 fi
+uunit=$p/lib/systemd/user/vigil-agent.service
+if [ -f "$uunit" ] && grep -q '^ExecStart=/[^ ]*/bin/vigil-agent$' "$uunit"; then
+	ok "lib/systemd/user/vigil-agent.service is installed and starts bin/vigil-agent"
+else
+	bad "lib/systemd/user/vigil-agent.service is missing or its ExecStart is wrong"
+	[ -f "$uunit" ] && grep '^ExecStart=' "$uunit" | sed 's/^/       | /'
+fi
 if [ -x "$p/sbin/vigild" ] && "$p/sbin/vigild" --version | grep -q '^vigild '; then
 	ok "the installed vigild runs (--version)"
 else

@@ -44,6 +44,7 @@ struct fx {
 	char	 file[128];
 	pid_t	 kids[8];
 	int	 nkids;
+	pid_t	 group;		/* a process group to kill, or 0 */
 };
 
 static int
@@ -83,6 +84,8 @@ teardown(void **state)
 	struct fx *fx = *state;
 	int i;
 
+	if (fx->group > 0)	/* a shell's job: its children too */
+		kill(-fx->group, SIGKILL);
 	for (i = 0; i < fx->nkids; i++)
 		kid_kill(fx->kids[i]);
 	nftw(fx->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
@@ -443,6 +446,63 @@ test_no_lift_across_groups(void **state)
 	assert_int_equal(a->npids, 1);
 	kill(a->pid, SIGKILL);
 	apps_list_free(l);
+}
+
+/* Run shell -c script (with $0 = HOLDFILE, $1 = the held file) as the
+ * leader of its own process group, as a job; the app found must be the
+ * holdfile under the shell, never the shell. */
+static void
+check_no_lift_to_shell(struct fx *fx, const char *shell, const char *script)
+{
+	char *argv[] = { (char *)shell, "-c", (char *)script, HOLDFILE,
+	    fx->file, NULL };
+	struct vg_applist *l;
+	struct vg_app *a = NULL;
+	size_t i;
+	pid_t sh;
+
+	if (access(shell, X_OK) == -1)
+		skip();
+	if ((sh = fork()) == 0) {
+		setpgid(0, 0);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	assert_true(sh != -1);
+	fx_kid(fx, sh);
+	setpgid(sh, sh);	/* as the child does: no race with teardown */
+	fx->group = sh;
+	wait_content(fx->file, "opened by");
+
+	l = find(fx->dir, NULL, getuid());
+	assert_null(app_of(l, sh));
+	for (i = 0; i < l->n; i++)
+		if (has_file(&l->v[i], fx->file))
+			a = &l->v[i];
+	assert_non_null(a);
+	assert_int_not_equal(a->pid, sh);
+	assert_false(has_pid(a, sh));
+	assert_string_equal(a->name, "holdfile");
+	assert_int_equal(a->npids, 1);
+	kill(a->pid, SIGKILL);	/* the shell's child: the shell reaps */
+	apps_list_free(l);
+}
+
+/* `sh -c 'app & wait'`: the background app shares the shell's process
+ * group, and the app is the program, not the shell. */
+static void
+test_no_lift_to_shell(void **state)
+{
+	check_no_lift_to_shell(*state, "/bin/sh", "\"$0\" \"$1\" & wait");
+}
+
+/* `cd dir && app &` in bash: bash forks a subshell (bash's executable, no
+ * exec) for the list; the app is the program, not the subshell. */
+static void
+test_no_lift_to_subshell(void **state)
+{
+	check_no_lift_to_shell(*state, "/bin/bash",
+	    "cd / && \"$0\" \"$1\" & wait");
 }
 
 /* The agent (here: this test) and its ancestors are never apps. */
@@ -891,6 +951,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_lift_to_group_leader,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_lift_across_groups,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_lift_to_shell, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_no_lift_to_subshell,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_self_never_listed, setup,
 		    teardown),
