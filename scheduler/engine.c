@@ -2139,12 +2139,15 @@ engine_run(const struct engine_opts *o, struct vg_engine_result *res,
 	if (c.stop == ENG_STOP_FATAL)
 		eng_batch_abort(&c);
 	if (eng_added_finish(&c) == -1) {
+		int e = errno;
+
 		/* Without the list a restore "as of" an earlier run would
 		 * bring back what this run created: say so, and do not call
 		 * the run ok. */
 		eng_warn(&c, "the list of entries this run created "
-		    "(.vigil/versions/<stamp>.added) could not be written: "
-		    "restores as of earlier runs may include them");
+		    "(.vigil/versions/<stamp>.added) could not be written (%s): "
+		    "restores as of earlier runs may include them",
+		    strerror(e));
 		added_lost = true;
 	}
 	eng_versions_close(&c);

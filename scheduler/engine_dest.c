@@ -303,27 +303,33 @@ int
 eng_added_finish(struct eng_ctx *c)
 {
 	char	 name[VERSIONS_STAMP_MAX + 8];
-	int	 vfd, rc = -1;
+	int	 vfd, rc = -1, e = EIO;
 
 	if (c->added_fp == NULL)
 		return 0;
 	if (fflush(c->added_fp) == EOF || fsync(fileno(c->added_fp)) == -1 ||
 	    c->added_failed) {
-		eng_warn(c, "cannot write the list of added entries in %s",
-		    VERSIONS_DIR);
+		if (!c->added_failed)
+			e = errno;
 		goto out;
 	}
 	snprintf(name, sizeof(name), "%s.added", c->stamp);
 	vfd = eng_open_chain(c->dest_fd, VERSIONS_DIR, strlen(VERSIONS_DIR),
 	    false);
-	if (vfd == -1)
+	if (vfd == -1) {
+		e = errno;
 		goto out;
+	}
 	if (renameat(vfd, c->added_tmp, vfd, name) == 0 && fsync(vfd) == 0)
 		rc = 0;
+	else
+		e = errno;
 	close(vfd);
 out:
 	fclose(c->added_fp);
 	c->added_fp = NULL;
+	if (rc == -1)
+		errno = e;	/* the caller names it */
 	return rc;
 }
 
