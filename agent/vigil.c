@@ -252,25 +252,6 @@ cli_print_json(json_t *j)
 	fputc('\n', stdout);
 }
 
-static int
-cli_status_exit(const char *status)
-{
-	if (status == NULL)
-		return EXIT_ERROR;
-	if (strcmp(status, "ok") == 0)
-		return EXIT_OK;
-	if (strcmp(status, "partial") == 0)
-		return EXIT_PARTIAL;
-	if (strcmp(status, "failed") == 0)
-		return EXIT_FAILED;
-	if (strcmp(status, "cancelled") == 0 ||
-	    strcmp(status, "interrupted") == 0)
-		return EXIT_CANCELLED;
-	if (strcmp(status, "skipped") == 0 || strcmp(status, "postponed") == 0)
-		return EXIT_SKIPPED;
-	return EXIT_ERROR;
-}
-
 /* ---- progress bar ---- */
 
 struct cli_progress {
@@ -360,7 +341,7 @@ cli_print_run_record(struct cli *c, int64_t run_id)
 		cli_print_json(log);
 	else
 		report_print_run(stdout, log, true);
-	rc = cli_status_exit(json_string_value(json_object_get(log,
+	rc = report_status_exit(json_string_value(json_object_get(log,
 	    "status")));
 	json_decref(log);
 	return rc;

@@ -92,3 +92,22 @@ report_print_run(FILE *fp, json_t *r, bool with_files)
 	}
 }
 
+
+int
+report_status_exit(const char *status)
+{
+	if (status == NULL)
+		return 1;
+	if (strcmp(status, "ok") == 0)
+		return 0;
+	if (strcmp(status, "partial") == 0)
+		return 3;
+	if (strcmp(status, "failed") == 0)
+		return 4;
+	if (strcmp(status, "cancelled") == 0 ||
+	    strcmp(status, "interrupted") == 0)
+		return 5;
+	if (strcmp(status, "skipped") == 0 || strcmp(status, "postponed") == 0)
+		return 6;
+	return 1;
+}

@@ -14,6 +14,10 @@
  * every file not captured the primary way or with a problem. */
 void		 report_print_run(FILE *fp, json_t *run, bool with_files);
 void		 report_human_bytes(double bytes, char *buf, size_t len);
+/* The exit code of `vigil run --wait` for a run status name (DESIGN.md,
+ * "CLI contract"): 0 ok, 3 partial, 4 failed, 5 cancelled or interrupted,
+ * 6 postponed or skipped, 1 for anything else. */
+int		 report_status_exit(const char *status);
 /* Convenience getters: "-" / 0 when the key is missing. */
 const char	*report_jstr(json_t *o, const char *key);
 long long	 report_jint(json_t *o, const char *key);

@@ -151,21 +151,6 @@ vigild_call(struct control_ctx *ctx, const char *method, json_t *params)
 }
 
 static int
-vigild_status_exit(const char *status)
-{
-	if (strcmp(status, "ok") == 0)
-		return 0;
-	if (strcmp(status, "partial") == 0)
-		return 3;
-	if (strcmp(status, "failed") == 0)
-		return 4;
-	if (strcmp(status, "cancelled") == 0 ||
-	    strcmp(status, "interrupted") == 0)
-		return 5;
-	return 6;
-}
-
-static int
 vigild_run_once(struct control_ctx *ctx, const char *job, bool dry,
     bool rescan, bool json)
 {
@@ -194,7 +179,7 @@ vigild_run_once(struct control_ctx *ctx, const char *job, bool dry,
 		report_print_run(stdout, log, true);
 	if (json)
 		fputc('\n', stdout);
-	rc = vigild_status_exit(report_jstr(log, "status"));
+	rc = report_status_exit(report_jstr(log, "status"));
 	json_decref(log);
 	return rc;
 }
