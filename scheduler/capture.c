@@ -60,7 +60,7 @@ capture_verified(int src_fd, unsigned retries, capture_copy_fn fn,
 	for (;;) {
 		out->st = before;
 		out->copies++;
-		if (fn(arg, src_fd) == -1) {
+		if (fn(arg, src_fd, &before) == -1) {
 			vg_err_sys(err, "copy %u of the file failed",
 			    out->copies);
 			return -1;
@@ -105,7 +105,7 @@ capture_reflink(int staging_fd, int src_fd, capture_copy_fn fn, void *arg,
 		return CAPTURE_FALLTHROUGH;
 	}
 	out->copies = 1;
-	r = fn(arg, cfd);
+	r = fn(arg, cfd, NULL);
 	e = errno;
 	close(cfd);
 	if (r == -1) {

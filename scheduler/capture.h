@@ -42,10 +42,12 @@
  * The engine's copy of one file: copy all of src_fd's content, from offset
  * 0 (read with pread or offsets: the file position is not reset), to the
  * destination, replacing whatever an earlier call for the same file wrote.
+ * st is the fstat of src_fd taken just before this copy, or NULL when the
+ * function must take its own (a clone made after the method's fstat).
  * Returns 0, or -1 with errno when the copy failed (the engine records its
  * own problem; the capture call then returns -1 too).
  */
-typedef int (*capture_copy_fn)(void *arg, int src_fd);
+typedef int (*capture_copy_fn)(void *arg, int src_fd, const struct stat *st);
 
 struct capture_outcome {
 	unsigned	 copies;	/* times copy_fn ran */

@@ -49,7 +49,11 @@ struct eng_ent {
 					   to it: if it is a SQLite database,
 					   its content may have changed with
 					   its own stat unchanged */
+	struct eng_listing *pf;		/* a folder listed ahead, or NULL */
 };
+
+/* Folders listed ahead of the walk, per folder being walked. */
+#define ENG_PREFETCH	4
 
 /* How the last SQLite database of a folder was copied in this run. */
 enum eng_db_how { ENG_DB_BACKUP, ENG_DB_PLAIN };
@@ -66,6 +70,7 @@ struct eng_dstate {
 };
 
 struct eng_lazy;
+static void eng_ents_release(struct eng_ctx *, struct eng_ent *, size_t);
 static void eng_merge(struct eng_ctx *, int, struct eng_ent *, size_t,
     struct eng_lazy *, bool, struct eng_dstate *, dev_t);
 
@@ -119,6 +124,15 @@ eng_problem(struct eng_ctx *c, const char *rel, size_t rel_len,
 
 	if (c->pass == ENG_PASS_COUNT)
 		return;
+	if (eng_pool_recording()) {
+		va_start(ap, fmt);
+		esc = eng_vfmt(fmt, ap);
+		va_end(ap);
+		eng_pool_record(ENG_REC_PROBLEM, rel, rel_len, problem,
+		    captured, 0, 0, esc);
+		free(esc);
+		return;
+	}
 	if (r->status == VG_RUN_OK)
 		r->status = VG_RUN_PARTIAL;
 	np = realloc(r->problems, (r->nproblems + 1) * sizeof(*np));
@@ -155,9 +169,19 @@ eng_note(struct eng_ctx *c, const char *rel, size_t rel_len,
 	struct vg_engine_result	*r = c->res;
 	struct engine_problem	*np, *p;
 	va_list			 ap;
+	char			*s;
 
 	if (c->pass != ENG_PASS_RUN)
 		return;
+	if (eng_pool_recording()) {
+		va_start(ap, fmt);
+		s = eng_vfmt(fmt, ap);
+		va_end(ap);
+		eng_pool_record(ENG_REC_NOTE, rel, rel_len, what, true,
+		    (int)captured, 0, s);
+		free(s);
+		return;
+	}
 	np = realloc(r->problems, (r->nproblems + 1) * sizeof(*np));
 	if (np == NULL)
 		return;
@@ -193,6 +217,11 @@ eng_warn(struct eng_ctx *c, const char *fmt, ...)
 	va_end(ap);
 	if (s == NULL)
 		return;
+	if (eng_pool_recording()) {
+		eng_pool_record(ENG_REC_WARN, NULL, 0, NULL, false, 0, 0, s);
+		free(s);
+		return;
+	}
 	log_warnx("%s", s);
 	if ((nw = realloc(r->warnings, (r->nwarnings + 1) * sizeof(*nw))) ==
 	    NULL) {
@@ -209,6 +238,14 @@ eng_fatal(struct eng_ctx *c, int e, const char *fmt, ...)
 	va_list	 ap;
 	char	*s, *m = NULL;
 
+	if (eng_pool_recording()) {
+		va_start(ap, fmt);
+		s = eng_vfmt(fmt, ap);
+		va_end(ap);
+		eng_pool_record(ENG_REC_FATAL, NULL, 0, NULL, false, 0, e, s);
+		free(s);
+		return;
+	}
 	if (c->stop == ENG_STOP_FATAL)
 		return;
 	c->stop = ENG_STOP_FATAL;
@@ -232,6 +269,12 @@ eng_dest_error(struct eng_ctx *c, int e, const char *rel, size_t rel_len,
 {
 	char	*esc, *dest;
 
+	if (eng_pool_recording()) {
+		eng_pool_record(ENG_REC_DESTERR, rel, rel_len, what, false, 0,
+		    e, NULL);
+		return e == ENOSPC || e == EDQUOT || e == EROFS || e == EIO ?
+		    -1 : 0;
+	}
 	esc = log_escape_len(rel, rel_len);
 	dest = log_escape(c->dest);
 	if (e == ENOSPC || e == EDQUOT) {
@@ -281,7 +324,7 @@ eng_progress(struct eng_ctx *c, bool force)
 	struct timespec	 now;
 	int64_t		 ms;
 
-	if (c->o->progress == NULL)
+	if (c->o->progress == NULL || eng_pool_recording())
 		return;
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	ms = (now.tv_sec - c->last_prog.tv_sec) * 1000 +
@@ -291,6 +334,8 @@ eng_progress(struct eng_ctx *c, bool force)
 	c->last_prog = now;
 	c->prog.files_done = c->res->files + c->res->dirs;
 	c->prog.files_copied = c->res->files_copied;
+	c->prog.bytes_done = __atomic_load_n(&c->bytes_done,
+	    __ATOMIC_RELAXED);
 	c->prog.current = c->rel;
 	c->o->progress(&c->prog, c->o->progress_arg);
 	c->prog.current = NULL;
@@ -398,6 +443,126 @@ eng_ents_free(struct eng_ent *v, size_t n)
  * -1 with errno when the folder could not be read completely (the caller
  * must then not act on what is missing from it).
  */
+static int eng_list(int, bool, struct eng_ent **, size_t *);
+
+/* A listing of folder e (under sfd, rel its dest relpath with e's name),
+ * queued for a copier thread; e->pf on success. */
+static void
+eng_listing_queue(struct eng_ctx *c, int sfd, struct eng_ent *e, dev_t pdev,
+    const char *prel, size_t prel_len, size_t root_off, bool filtered)
+{
+	struct eng_listing *l;
+	size_t		 n;
+
+	if (e->serr != 0 || !S_ISDIR(e->st.st_mode) || e->src != NULL ||
+	    e->fd != -1 || e->st.st_dev != pdev)
+		return;
+	/* the destination, inside the source */
+	if (c->dest_fd != -1 && e->st.st_dev == c->dest_st.st_dev &&
+	    e->st.st_ino == c->dest_st.st_ino)
+		return;
+	if ((l = calloc(1, sizeof(*l))) == NULL)
+		return;
+	n = prel_len + (prel_len ? 1 : 0) + e->len;
+	if ((l->rel = malloc(n + 1)) == NULL) {
+		free(l);
+		return;
+	}
+	memcpy(l->rel, prel, prel_len);
+	if (prel_len)
+		l->rel[prel_len] = '/';
+	memcpy(l->rel + n - e->len, e->name, e->len);
+	l->rel[n] = '\0';
+	l->rel_len = n;
+	l->root_off = root_off;
+	l->filtered = filtered;
+	if (filtered && n > root_off && filter_match(c->filter,
+	    l->rel + root_off, n - root_off, true) == FILTER_SKIP)
+		goto no;
+	l->sfd = sfd;
+	l->name = e->name;
+	l->dev = e->st.st_dev;
+	l->ino = e->st.st_ino;
+	l->pdev = pdev;
+	if (eng_pool_list(c, l) == -1)
+		goto no;
+	e->pf = l;
+	return;
+no:
+	free(l->rel);
+	free(l);
+}
+
+void
+eng_listing_run(struct eng_ctx *c, struct eng_listing *l)
+{
+	size_t	 i;
+
+	l->fd = openat(l->sfd, l->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC);
+	if (l->fd == -1) {
+		l->open_err = errno;
+		return;
+	}
+	if (fstat(l->fd, &l->st) == -1) {
+		l->open_err = errno;
+		close(l->fd);
+		l->fd = -1;
+		return;
+	}
+	/* the walk decides about another filesystem, or a replaced folder */
+	if (l->st.st_dev != l->dev || l->st.st_ino != l->ino ||
+	    l->st.st_dev != l->pdev)
+		return;
+	if (eng_list(l->fd, true, &l->kids, &l->nkids) == -1) {
+		l->list_err = errno;
+		l->listed = true;
+		return;
+	}
+	l->listed = true;
+	/* its subfolders next, while the walk is still behind */
+	for (i = 0; i < l->nkids; i++)
+		eng_listing_queue(c, l->fd, &l->kids[i], l->st.st_dev, l->rel,
+		    l->rel_len, l->root_off, l->filtered);
+}
+
+static void
+eng_listing_free(struct eng_ctx *c, struct eng_listing *l)
+{
+	if (l == NULL)
+		return;
+	eng_pool_wait_list(c, l);
+	eng_ents_release(c, l->kids, l->nkids);
+	if (l->fd != -1)
+		close(l->fd);
+	free(l->rel);
+	free(l);
+	eng_pool_list_freed(c);
+}
+
+/* eng_ents_free() for listings that may hold folders listed ahead. */
+static void
+eng_ents_release(struct eng_ctx *c, struct eng_ent *v, size_t n)
+{
+	size_t	 i;
+
+	for (i = 0; i < n; i++) {
+		eng_listing_free(c, v[i].pf);
+		v[i].pf = NULL;
+	}
+	eng_ents_free(v, n);
+}
+
+/* List folder e of sfd ahead of the walk on a copier thread. */
+static void
+eng_prefetch(struct eng_ctx *c, int sfd, struct eng_ent *e, dev_t pdev)
+{
+	if (e->pf != NULL)
+		return;
+	eng_listing_queue(c, sfd, e, pdev, c->rel, c->rel_len,
+	    c->src_root_len ? c->src_root_len + 1 : 0, c->src != NULL);
+}
+
 static int
 eng_list(int fd, bool do_stat, struct eng_ent **out, size_t *nout)
 {
@@ -935,7 +1100,7 @@ eng_skip_companion(struct eng_ctx *c, int sfd, struct eng_ent *s,
 		}
 		return true;
 	}
-	m = eng_method(c, fallback);
+	m = eng_method(c, c->src, fallback);
 	if (m == VG_CAP_SNAPSHOT_BTRFS || m == VG_CAP_SNAPSHOT_LVM)
 		return false;
 	/* its database was not copied in this run (unchanged, or it had a
@@ -1017,6 +1182,7 @@ eng_file(struct eng_ctx *c, int sfd, struct eng_ent *s, struct eng_lazy *z,
 	struct stat	 dst, tst;
 	struct eng_link	*l = NULL;
 	struct eng_item	 it;
+	struct eng_copy_job j;
 	bool		 present = false, cat_same = false, fallback, force;
 	int		 dfd, rc;
 
@@ -1110,7 +1276,34 @@ eng_file(struct eng_ctx *c, int sfd, struct eng_ent *s, struct eng_lazy *z,
 		ds->modified = true;
 	}
 	memset(&it, 0, sizeof(it));
-	rc = eng_copy_file(c, sfd, s->name, &s->st, z->dir, fallback, &it);
+	it.fd = -1;
+	if (eng_pool_takes(c, &s->st, fallback, s->live_db)) {
+		memset(&j, 0, sizeof(j));
+		j.sfd = sfd;
+		j.name = s->name;
+		j.st = s->st;
+		j.src = c->src;
+		j.rel = c->rel;
+		j.rel_len = c->rel_len;
+		j.buf = c->buf;
+		if (eng_copy_open(c, &j) != 0)
+			return;
+		if (!j.is_db) {
+			/* a copier thread does the rest (engine_pool.c) */
+			ds->modified = true;
+			(void)eng_pool_submit(c, &j, z->dir, present);
+			return;
+		}
+		/* a database: copied here, its companions follow it */
+		eng_next_tmp(c, it.tmp, sizeof(it.tmp));
+		it.dir = eng_dir_ref(z->dir);
+		if ((rc = eng_copy_body(c, &j, &it)) != 0) {
+			eng_dir_unref(it.dir);
+			it.dir = NULL;
+		}
+	} else
+		rc = eng_copy_file(c, sfd, s->name, &s->st, z->dir, fallback,
+		    &it);
 	if (rc != 0)
 		return;
 	if (it.sqlite_db) {
@@ -1300,6 +1493,7 @@ eng_folder(struct eng_ctx *c, int sfd, struct eng_ent *s, struct eng_lazy *z,
 	struct eng_ent	*kids = NULL;
 	struct eng_item	 it;
 	struct stat	 cst, dst;
+	struct eng_listing *pl = NULL;
 	size_t		 nkids = 0;
 	bool		 descend = true, child_cat, present = false;
 	bool		 created = false, meta;
@@ -1309,29 +1503,41 @@ eng_folder(struct eng_ctx *c, int sfd, struct eng_ent *s, struct eng_lazy *z,
 	c->res->dirs++;
 	memset(&cz, 0, sizeof(cz));
 	memset(&cs, 0, sizeof(cs));
+	if ((pl = s->pf) != NULL) {
+		s->pf = NULL;
+		eng_pool_wait_list(c, pl);
+	}
 	if (c->dest_fd != -1 && s->st.st_dev == c->dest_st.st_dev &&
 	    s->st.st_ino == c->dest_st.st_ino) {
 		c->res->dirs--;
+		eng_listing_free(c, pl);
 		return;		/* the destination, inside the source */
 	}
 	if (s->fd != -1) {
 		cfd = s->fd;
 		s->fd = -1;
-	} else {
+	} else if (pl != NULL) {
+		cfd = pl->fd;
+		pl->fd = -1;
+		errno = pl->open_err;
+	} else
 		cfd = openat(sfd, s->name, O_RDONLY | O_DIRECTORY |
 		    O_NOFOLLOW | O_CLOEXEC);
-		if (cfd == -1) {
-			eng_problem(c, c->rel, c->rel_len, errno == ENOENT ?
-			    "vanished" : "unreadable", false,
-			    "cannot open the folder: %s", strerror(errno));
-			return;
-		}
+	if (cfd == -1) {
+		eng_problem(c, c->rel, c->rel_len, errno == ENOENT ?
+		    "vanished" : "unreadable", false,
+		    "cannot open the folder: %s", strerror(errno));
+		eng_listing_free(c, pl);
+		return;
 	}
-	if (fstat(cfd, &cst) == -1 || cst.st_dev != s->st.st_dev ||
-	    cst.st_ino != s->st.st_ino) {
+	if (pl != NULL)
+		cst = pl->st;
+	if ((pl == NULL && fstat(cfd, &cst) == -1) ||
+	    cst.st_dev != s->st.st_dev || cst.st_ino != s->st.st_ino) {
 		eng_problem(c, c->rel, c->rel_len, "vanished", false,
 		    "the folder was replaced while it was read");
 		close(cfd);
+		eng_listing_free(c, pl);
 		return;
 	}
 	if (s->src != NULL) {
@@ -1421,7 +1627,15 @@ eng_folder(struct eng_ctx *c, int sfd, struct eng_ent *s, struct eng_lazy *z,
 	}
 
 	if (descend) {
-		if (eng_list(cfd, true, &kids, &nkids) == -1) {
+		if (pl != NULL && pl->listed) {
+			kids = pl->kids;
+			nkids = pl->nkids;
+			pl->kids = NULL;
+			pl->nkids = 0;
+			errno = pl->list_err;
+		}
+		if (pl != NULL && pl->listed ? pl->list_err != 0 :
+		    eng_list(cfd, true, &kids, &nkids) == -1) {
 			eng_problem(c, c->rel, c->rel_len, "unreadable", false,
 			    "cannot list the folder: %s", strerror(errno));
 			kids = NULL;
@@ -1455,7 +1669,8 @@ eng_folder(struct eng_ctx *c, int sfd, struct eng_ent *s, struct eng_lazy *z,
 		}
 		if (created || (child_cat && !eng_cat_same(cn, &s->st,
 		    CAT_DIR)) || !child_cat)
-			eng_copy_xattrs(c, cfd, cz.dir->fd);
+			eng_copy_xattrs(c, c->rel, c->rel_len, cfd,
+			    cz.dir->fd);
 		memset(&it, 0, sizeof(it));
 		it.kind = ENG_ITEM_DIR_META;
 		it.fd = -1;
@@ -1472,11 +1687,12 @@ eng_folder(struct eng_ctx *c, int sfd, struct eng_ent *s, struct eng_lazy *z,
 		it.has_cat = c->cat != NULL;
 		eng_fill_entry(&it.ce, &s->st);
 		it.ce.type = CAT_DIR;
-		(void)eng_batch_add(c, &it);
+		(void)eng_pool_dir_meta(c, &it);
 	} else if (!child_cat)
 		(void)eng_put_item(c, z->dir, CAT_DIR, &s->st);
 out:
-	eng_ents_free(kids, nkids);
+	eng_ents_release(c, kids, nkids);
+	eng_listing_free(c, pl);
 	if (cfd != -1)
 		close(cfd);
 	eng_dir_unref(cz.dir);
@@ -1619,6 +1835,8 @@ eng_merge(struct eng_ctx *c, int sfd, struct eng_ent *S, size_t ns,
 	struct eng_ent		*D = NULL;
 	struct vg_err		 err;
 	size_t			 nc = 0, nd = 0, i = 0, j = 0, old, olen;
+	size_t			 pf_next = 0, pf_ahead = 0;
+	bool			 had_pf;
 	const char		*oname;
 	bool			 at_src_root, at_dest_root;
 	int			 cmp, dfd;
@@ -1647,6 +1865,17 @@ eng_merge(struct eng_ctx *c, int sfd, struct eng_ent *S, size_t ns,
 	while (i < ns || j < (cat_mode ? nc : nd)) {
 		if (eng_check_cancel(c))
 			break;
+		/* keep a few folders listed ahead on the copier threads */
+		if (c->pool != NULL && sfd != -1) {
+			if (pf_next < i)
+				pf_next = i;
+			for (; pf_ahead < ENG_PREFETCH && pf_next < ns;
+			    pf_next++) {
+				eng_prefetch(c, sfd, &S[pf_next], pdev);
+				if (S[pf_next].pf != NULL)
+					pf_ahead++;
+			}
+		}
 		if (j < (cat_mode ? nc : nd)) {
 			oname = cat_mode ? C[j].name : D[j].name;
 			olen = cat_mode ? C[j].name_len : D[j].len;
@@ -1662,12 +1891,18 @@ eng_merge(struct eng_ctx *c, int sfd, struct eng_ent *S, size_t ns,
 			cmp = eng_namecmp(S[i].name, S[i].len, oname, olen);
 		if (cmp <= 0) {
 			old = eng_push(c, S[i].name, S[i].len);
+			had_pf = S[i].pf != NULL;
 			if (!(at_dest_root && S[i].len == 6 &&
 			    memcmp(S[i].name, ENG_META_DIR, 6) == 0 &&
 			    S[i].src != NULL))
 				eng_entry(c, sfd, &S[i], z, cmp == 0 &&
 				    cat_mode ? &C[j] : NULL, ds, pdev,
 				    at_src_root);
+			if (had_pf) {
+				pf_ahead--;
+				eng_listing_free(c, S[i].pf);
+				S[i].pf = NULL;
+			}
 			eng_pop(c, old);
 			i++;
 			if (cmp == 0)
@@ -1682,6 +1917,7 @@ eng_merge(struct eng_ctx *c, int sfd, struct eng_ent *S, size_t ns,
 			eng_pop(c, old);
 			j++;
 		}
+		eng_pool_collect(c, ENG_COLLECT_READY);
 		eng_progress(c, false);
 	}
 	catalogue_entries_free(C, nc);
@@ -1755,7 +1991,7 @@ eng_walk(struct eng_ctx *c, int *sfds, struct stat *sst)
 			it.self = eng_dir_ref(root.dir);
 			it.st = sst[0];
 			it.rel = strdup("");
-			(void)eng_batch_add(c, &it);
+			(void)eng_pool_dir_meta(c, &it);
 		}
 	} else {
 		if ((S = calloc(o->nsources, sizeof(*S))) == NULL) {
@@ -1783,7 +2019,7 @@ eng_walk(struct eng_ctx *c, int *sfds, struct stat *sst)
 		    &ds, 0);
 	}
 out:
-	eng_ents_free(S, ns);
+	eng_ents_release(c, S, ns);
 	eng_dir_unref(root.dir);
 }
 
@@ -2075,6 +2311,9 @@ engine_run(const struct engine_opts *o, struct vg_engine_result *res,
 	}
 	res->status = VG_RUN_OK;
 	eng_set_phase(&c, ENGINE_PHASE_SCAN);
+	if (eng_pool_start(&c, eng_pool_threads()) == -1)
+		log_warnx("cannot start the copier threads (%s); the run goes "
+		    "on with one thread", strerror(errno));
 
 	/* mirror: count first, change nothing if too much would go */
 	if (c.mirror && !o->dry_run) {
@@ -2128,6 +2367,7 @@ engine_run(const struct engine_opts *o, struct vg_engine_result *res,
 	eng_set_phase(&c, ENGINE_PHASE_COPY);
 	if (c.stop == ENG_GO)
 		eng_walk(&c, sfds, sst);
+	eng_pool_stop(&c);	/* every copy is back */
 	/* The sources are no longer read: the phases after this one tell
 	   the service it may release the snapshot and reopen the apps. */
 	c.walk_done = true;
@@ -2184,6 +2424,7 @@ fail:
 	res->message = strdup(err && err->msg[0] ? err->msg :
 	    "the run could not start");
 out:
+	eng_pool_stop(&c);
 	eng_links_free(&c);
 	eng_versions_close(&c);
 	eng_close_sources(&c, sfds);

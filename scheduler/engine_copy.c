@@ -74,6 +74,17 @@ eng_fill_entry(struct catalogue_entry *ce, const struct stat *st)
 
 /* ---- content ---- */
 
+/* Flags the copier threads share: set once, read often. */
+#define ENG_FLAG_GET(f)		__atomic_load_n(&(f), __ATOMIC_RELAXED)
+#define ENG_FLAG_SET(f)		__atomic_store_n(&(f), true, __ATOMIC_RELAXED)
+
+static void
+eng_count_bytes(struct eng_ctx *c, uint64_t n)
+{
+	__atomic_fetch_add(&c->bytes_done, n, __ATOMIC_RELAXED);
+	eng_progress(c, false);		/* no-op on a copier thread */
+}
+
 static const unsigned char eng_zeros[65536];
 
 static void
@@ -97,42 +108,51 @@ eng_cfr_unsupported(int e)
 }
 
 /*
- * Copy size bytes of sfd into the empty dfd.  Returns 0, -1 on a read
- * error (errno), -2 on a write error (errno).  A source that shrinks while
- * it is read ends the copy early; the caller's fstat() notices.
+ * Copy the size bytes of sfd (last seen as *st) into the empty dfd, using
+ * buf (ENG_BUF bytes) when the data passes through user space.  Returns
+ * 0, -1 on a read error (errno), -2 on a write error (errno).  A source
+ * that shrinks while it is read ends the copy early; the caller's fstat()
+ * notices.  A file with as many blocks as bytes has no holes: it is copied
+ * in one run without asking the filesystem where its data is.
  */
 static int
-eng_copy_data(struct eng_ctx *c, int sfd, int dfd, off_t size,
-    XXH3_state_t *xs)
+eng_copy_data(struct eng_ctx *c, int sfd, int dfd, const struct stat *st,
+    unsigned char *buf, XXH3_state_t *xs)
 {
-	off_t	 off = 0, ds, de, so, dof, pos;
+	off_t	 size = st->st_size, off = 0, ds, de, so, dof, pos, end = 0;
 	ssize_t	 n, w, k;
 	size_t	 want;
+	bool	 dense;
 	int	 r;
 
-	if (xs == NULL && !c->no_clone && size > 0) {
+	if (xs == NULL && !ENG_FLAG_GET(c->no_clone) && size > 0) {
 		if (plat_clone_file(dfd, sfd) == 0) {
-			c->prog.bytes_done += (uint64_t)size;
+			eng_count_bytes(c, (uint64_t)size);
 			return 0;
 		}
-		c->no_clone = true;	/* not on these filesystems */
+		ENG_FLAG_SET(c->no_clone);	/* not on these filesystems */
 	}
+	dense = (off_t)st->st_blocks * 512 >= size;
 	while (off < size) {
-		r = plat_next_data(sfd, off, size, &ds, &de);
-		if (r == -1)
+		if (dense) {
+			ds = off;
+			de = size;
+			r = 1;
+		} else if ((r = plat_next_data(sfd, off, size, &ds, &de)) ==
+		    -1)
 			return -1;
 		if (r == 0)
 			break;
 		if (xs != NULL && ds > off)
 			eng_hash_zeros(xs, ds - off);
 		pos = ds;
-		if (xs == NULL && !c->no_cfr) {
+		if (xs == NULL && !ENG_FLAG_GET(c->no_cfr)) {
 			so = dof = pos;
 			while (so < de) {
 				n = plat_copy_range(sfd, &so, dfd, &dof,
 				    (size_t)(de - so));
 				if (n == 0)
-					return 0;	/* shrank */
+					goto shrank;
 				if (n == -1) {
 					if (errno == EINTR)
 						continue;
@@ -140,28 +160,27 @@ eng_copy_data(struct eng_ctx *c, int sfd, int dfd, off_t size,
 					    errno == EDQUOT || errno == EFBIG)
 						return -2;
 					if (eng_cfr_unsupported(errno))
-						c->no_cfr = true;
+						ENG_FLAG_SET(c->no_cfr);
 					break;	/* read/write says which */
 				}
-				c->prog.bytes_done += (uint64_t)n;
-				eng_progress(c, false);
+				eng_count_bytes(c, (uint64_t)n);
 			}
 			pos = so;
 		}
 		while (pos < de) {
 			want = de - pos > ENG_BUF ? ENG_BUF : (size_t)(de - pos);
-			n = pread(sfd, c->buf, want, pos);
+			n = pread(sfd, buf, want, pos);
 			if (n == -1) {
 				if (errno == EINTR)
 					continue;
 				return -1;
 			}
 			if (n == 0)
-				return 0;	/* shrank */
+				goto shrank;
 			if (xs != NULL)
-				XXH3_128bits_update(xs, c->buf, (size_t)n);
+				XXH3_128bits_update(xs, buf, (size_t)n);
 			for (w = 0; w < n; w += k) {
-				k = pwrite(dfd, c->buf + w, (size_t)(n - w),
+				k = pwrite(dfd, buf + w, (size_t)(n - w),
 				    pos + w);
 				if (k == -1 && errno == EINTR) {
 					k = 0;
@@ -174,13 +193,17 @@ eng_copy_data(struct eng_ctx *c, int sfd, int dfd, off_t size,
 				}
 			}
 			pos += n;
-			c->prog.bytes_done += (uint64_t)n;
-			eng_progress(c, false);
+			eng_count_bytes(c, (uint64_t)n);
 		}
-		off = de;
+		off = end = de;
 	}
 	if (xs != NULL && off < size)
 		eng_hash_zeros(xs, size - off);
+	/* a hole at the end: the size comes from a truncate */
+	if (end != size && ftruncate(dfd, size) == -1)
+		return -2;
+	return 0;
+shrank:
 	if (ftruncate(dfd, size) == -1)
 		return -2;
 	return 0;
@@ -224,9 +247,16 @@ eng_x_set(const struct eng_xnode *n, const char *x, const void *val,
 	    plat_xattr_set(n->fd, x, val, len);
 }
 
+/* Warn once per run (flag shared by the copier threads). */
+static bool
+eng_first_time(bool *flag)
+{
+	return !__atomic_exchange_n(flag, true, __ATOMIC_RELAXED);
+}
+
 static void
-eng_x_copy(struct eng_ctx *c, const struct eng_xnode *src,
-    const struct eng_xnode *dst)
+eng_x_copy(struct eng_ctx *c, const char *rel, size_t rel_len,
+    const struct eng_xnode *src, const struct eng_xnode *dst)
 {
 	char	*names = NULL, *p;
 	void	*val = NULL;
@@ -235,7 +265,7 @@ eng_x_copy(struct eng_ctx *c, const struct eng_xnode *src,
 
 	if (eng_x_list(src, &names, &len) == -1) {
 		if (errno != ENOTSUP && errno != EOPNOTSUPP)
-			eng_problem(c, c->rel, c->rel_len, "xattr", true,
+			eng_problem(c, rel, rel_len, "xattr", true,
 			    "cannot list extended attributes: %s",
 			    strerror(errno));
 		return;
@@ -243,32 +273,29 @@ eng_x_copy(struct eng_ctx *c, const struct eng_xnode *src,
 	for (p = names; p < names + len; p += strlen(p) + 1) {
 		if (eng_x_get(src, p, &val, &vlen) == -1) {
 			if (errno != ENODATA)
-				eng_problem(c, c->rel, c->rel_len, "xattr",
+				eng_problem(c, rel, rel_len, "xattr",
 				    true, "cannot read extended attribute "
 				    "%s: %s", p, strerror(errno));
 			continue;
 		}
 		if (eng_x_set(dst, p, val, vlen) == -1) {
 			if (errno == ENOTSUP || errno == EOPNOTSUPP) {
-				if (!c->warned_xattr_nosup) {
+				if (eng_first_time(&c->warned_xattr_nosup)) {
 					dest = log_escape(c->dest);
 					eng_warn(c, "destination %s does not "
 					    "support extended attribute %s "
 					    "(or ACLs); they are not kept",
 					    dest ? dest : "?", p);
 					free(dest);
-					c->warned_xattr_nosup = true;
 				}
 			} else if ((errno == EPERM || errno == EACCES) &&
 			    eng_xattr_privileged(p)) {
-				if (!c->warned_xattr_perm) {
+				if (eng_first_time(&c->warned_xattr_perm))
 					eng_warn(c, "extended attributes such "
 					    "as %s need privileges this run "
 					    "lacks; they are not kept", p);
-					c->warned_xattr_perm = true;
-				}
 			} else
-				eng_problem(c, c->rel, c->rel_len, "xattr",
+				eng_problem(c, rel, rel_len, "xattr",
 				    true, "cannot set extended attribute %s: "
 				    "%s", p, strerror(errno));
 		}
@@ -279,11 +306,12 @@ eng_x_copy(struct eng_ctx *c, const struct eng_xnode *src,
 }
 
 void
-eng_copy_xattrs(struct eng_ctx *c, int sfd, int dfd)
+eng_copy_xattrs(struct eng_ctx *c, const char *rel, size_t rel_len, int sfd,
+    int dfd)
 {
 	struct eng_xnode s = { sfd, NULL }, d = { dfd, NULL };
 
-	eng_x_copy(c, &s, &d);
+	eng_x_copy(c, rel, rel_len, &s, &d);
 }
 
 void
@@ -292,7 +320,7 @@ eng_copy_link_xattrs(struct eng_ctx *c, int sdirfd, const char *sname,
 {
 	struct eng_xnode s = { sdirfd, sname }, d = { ddirfd, dname };
 
-	eng_x_copy(c, &s, &d);
+	eng_x_copy(c, c->rel, c->rel_len, &s, &d);
 }
 
 /* ---- one file ---- */
@@ -301,7 +329,9 @@ eng_copy_link_xattrs(struct eng_ctx *c, int sdirfd, const char *sname,
 struct eng_copy_arg {
 	struct eng_ctx	*c;
 	int		 dfd;
+	unsigned char	*buf;
 	XXH3_state_t	*xs;
+	bool		 written;	/* dfd may hold an earlier copy */
 	int		 fail;		/* 0, or ENG_FAIL_READ / WRITE */
 	int		 err;		/* errno of the failure */
 };
@@ -309,24 +339,28 @@ struct eng_copy_arg {
 #define ENG_FAIL_WRITE	2
 
 static int
-eng_capture_copy(void *arg, int src_fd)
+eng_capture_copy(void *arg, int src_fd, const struct stat *given)
 {
 	struct eng_copy_arg *a = arg;
 	struct stat	 st;
 	int		 r;
 
 	a->fail = 0;
-	if (fstat(src_fd, &st) == -1) {
-		a->fail = ENG_FAIL_READ;
-		goto fail;
+	if (given == NULL) {
+		if (fstat(src_fd, &st) == -1) {
+			a->fail = ENG_FAIL_READ;
+			goto fail;
+		}
+		given = &st;
 	}
-	if (ftruncate(a->dfd, 0) == -1) {
+	if (a->written && ftruncate(a->dfd, 0) == -1) {
 		a->fail = ENG_FAIL_WRITE;
 		goto fail;
 	}
+	a->written = true;
 	if (a->xs != NULL)
 		XXH3_128bits_reset(a->xs);
-	r = eng_copy_data(a->c, src_fd, a->dfd, st.st_size, a->xs);
+	r = eng_copy_data(a->c, src_fd, a->dfd, given, a->buf, a->xs);
 	if (r == 0)
 		return 0;
 	a->fail = r == -1 ? ENG_FAIL_READ : ENG_FAIL_WRITE;
@@ -337,29 +371,27 @@ fail:
 
 /* The checksum of what SQLite wrote into the temp file (verify = yes). */
 static int
-eng_hash_written(struct eng_ctx *c, int dfd, XXH3_state_t *xs)
+eng_hash_written(int dfd, unsigned char *buf, XXH3_state_t *xs)
 {
 	off_t	 off = 0;
 	ssize_t	 n;
 
 	XXH3_128bits_reset(xs);
 	for (;;) {
-		n = pread(dfd, c->buf, ENG_BUF, off);
+		n = pread(dfd, buf, ENG_BUF, off);
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n <= 0)
 			return n == 0 ? 0 : -1;
-		XXH3_128bits_update(xs, c->buf, (size_t)n);
+		XXH3_128bits_update(xs, buf, (size_t)n);
 		off += n;
 	}
 }
 
-/* How a file of the current source is captured (see engine.h). */
+/* How a file of source s is captured (see engine.h). */
 enum vg_capture
-eng_method(struct eng_ctx *c, bool fallback)
+eng_method(struct eng_ctx *c, const struct engine_source *s, bool fallback)
 {
-	const struct engine_source *s = c->src;
-
 	if (s == NULL)
 		return VG_CAP_LIVE;
 	if (!fallback || s->capture != VG_CAP_CLOSED_APP)
@@ -368,9 +400,56 @@ eng_method(struct eng_ctx *c, bool fallback)
 	    c->o->fallback_capture;
 }
 
+static bool
+eng_from_snapshot(enum vg_capture m)
+{
+	return m == VG_CAP_SNAPSHOT_BTRFS || m == VG_CAP_SNAPSHOT_LVM;
+}
+
 int
-eng_copy_file(struct eng_ctx *c, int sfd, const char *name,
-    const struct stat *st, struct eng_dir *d, bool fallback,
+eng_copy_open(struct eng_ctx *c, struct eng_copy_job *j)
+{
+	struct stat	 a;
+	char		 hdr[SQLCAP_MAGIC_LEN];
+	ssize_t		 hn;
+	int		 e;
+
+	j->fd = plat_open_read(j->sfd, j->name);
+	if (j->fd == -1) {
+		e = errno;
+		eng_problem(c, j->rel, j->rel_len, e == ENOENT ? "vanished" :
+		    "unreadable", false, "cannot open: %s", strerror(e));
+		return 1;
+	}
+	if (fstat(j->fd, &a) == -1 || !S_ISREG(a.st_mode) ||
+	    a.st_dev != j->st.st_dev || a.st_ino != j->st.st_ino) {
+		eng_problem(c, j->rel, j->rel_len, "vanished", false,
+		    "the file was replaced while it was read");
+		goto fail;
+	}
+	j->st = a;
+	j->method = eng_method(c, j->src, j->fallback);
+	j->is_db = false;
+	/* a SQLite database is captured through the backup API (not from a
+	   btrfs snapshot: it is one moment already, and SQLite cannot open a
+	   WAL database read-only there without its -shm) */
+	if (!eng_from_snapshot(j->method) && a.st_size >= SQLCAP_MAGIC_LEN) {
+		if ((hn = pread(j->fd, hdr, sizeof(hdr), 0)) == -1) {
+			eng_problem(c, j->rel, j->rel_len, "unreadable", false,
+			    "read error: %s", strerror(errno));
+			goto fail;
+		}
+		j->is_db = sqlcap_is_header(hdr, (size_t)hn);
+	}
+	return 0;
+fail:
+	close(j->fd);
+	j->fd = -1;
+	return 1;
+}
+
+int
+eng_copy_body(struct eng_ctx *c, struct eng_copy_job *j,
     struct eng_item *it)
 {
 	struct eng_copy_arg	 ca;
@@ -381,30 +460,14 @@ eng_copy_file(struct eng_ctx *c, int sfd, const char *name,
 	XXH128_canonical_t canon;
 	struct stat	 a;
 	struct timespec	 ts[2];
-	enum vg_capture	 method, got;
-	int		 fd = -1, dfd = -1, stg, r, rc = 1, e;
-	bool		 is_db = false;
-	char		*esc, hdr[SQLCAP_MAGIC_LEN];
-	ssize_t		 hn;
+	enum vg_capture	 got;
+	int		 dfd = -1, dirfd = it->dir->fd, stg, r, rc = 1;
+	char		*esc;
 
-	fd = plat_open_read(sfd, name);
-	if (fd == -1) {
-		e = errno;
-		eng_problem(c, c->rel, c->rel_len, e == ENOENT ? "vanished" :
-		    "unreadable", false, "cannot open: %s", strerror(e));
-		return 1;
-	}
-	if (fstat(fd, &a) == -1 || !S_ISREG(a.st_mode) ||
-	    a.st_dev != st->st_dev || a.st_ino != st->st_ino) {
-		eng_problem(c, c->rel, c->rel_len, "vanished", false,
-		    "the file was replaced while it was read");
-		goto out;
-	}
-	eng_next_tmp(c, it->tmp, sizeof(it->tmp));
-	dfd = openat(d->fd, it->tmp, O_RDWR | O_CREAT | O_EXCL |
+	dfd = openat(dirfd, it->tmp, O_RDWR | O_CREAT | O_EXCL |
 	    O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (dfd == -1) {
-		rc = eng_dest_error(c, errno, c->rel, c->rel_len,
+		rc = eng_dest_error(c, errno, j->rel, j->rel_len,
 		    "creating a temp file for") == -1 ? -1 : 1;
 		goto out;
 	}
@@ -413,69 +476,58 @@ eng_copy_file(struct eng_ctx *c, int sfd, const char *name,
 		rc = -1;
 		goto out;
 	}
-	method = eng_method(c, fallback);
 	memset(&ca, 0, sizeof(ca));
 	ca.c = c;
 	ca.dfd = dfd;
+	ca.buf = j->buf;
 	ca.xs = xs;
 	vg_err_clear(&cerr);
 	r = CAPTURE_FALLTHROUGH;
-	got = method;
+	got = j->method;
 
-	/* 1. a SQLite database, through the backup API (not from a btrfs
-	   snapshot: it is one moment already, and SQLite cannot open a WAL
-	   database read-only there without its -shm) */
-	if (method != VG_CAP_SNAPSHOT_BTRFS && method != VG_CAP_SNAPSHOT_LVM &&
-	    (hn = pread(fd, hdr, sizeof(hdr), 0)) == -1) {
-		eng_problem(c, c->rel, c->rel_len, "unreadable", false,
-		    "read error: %s", strerror(errno));
-		goto out;
-	}
-	if (method != VG_CAP_SNAPSHOT_BTRFS && method != VG_CAP_SNAPSHOT_LVM &&
-	    (is_db = sqlcap_is_header(hdr, (size_t)hn))) {
-		r = capture_sqlite(sfd, name, fd, d->fd, it->tmp,
+	/* 1. a SQLite database, through the backup API */
+	if (j->is_db) {
+		r = capture_sqlite(j->sfd, j->name, j->fd, dirfd, it->tmp,
 		    CAPTURE_SQLITE_DEADLINE_MS, &out, &cerr);
 		if (r == -1) {
 			if (cerr.code == VG_ERR_NOSPACE)
 				rc = eng_dest_error(c, cerr.sys_errno ?
-				    cerr.sys_errno : ENOSPC, c->rel,
-				    c->rel_len, "writing") == -1 ? -1 : 1;
+				    cerr.sys_errno : ENOSPC, j->rel,
+				    j->rel_len, "writing") == -1 ? -1 : 1;
 			else
-				eng_problem(c, c->rel, c->rel_len,
+				eng_problem(c, j->rel, j->rel_len,
 				    "dest-error", false, "%s", cerr.msg);
 			goto out;
 		}
 		if (r == 0) {
 			got = VG_CAP_SQLITE_BACKUP;
-			if (xs != NULL && eng_hash_written(c, dfd, xs) == -1) {
-				rc = eng_dest_error(c, errno, c->rel,
-				    c->rel_len, "re-reading") == -1 ? -1 : 1;
+			if (xs != NULL &&
+			    eng_hash_written(dfd, j->buf, xs) == -1) {
+				rc = eng_dest_error(c, errno, j->rel,
+				    j->rel_len, "re-reading") == -1 ? -1 : 1;
 				goto out;
 			}
 		} else {
-			esc = log_escape_len(c->rel, c->rel_len);
+			esc = log_escape_len(j->rel, j->rel_len);
 			eng_warn(c, "%s: not captured through the SQLite "
 			    "backup API: %s; its -wal and -journal are copied "
 			    "with it", esc ? esc : "?", cerr.msg);
 			free(esc);
-			if (ftruncate(dfd, 0) == -1) {
-				rc = eng_dest_error(c, errno, c->rel,
-				    c->rel_len, "writing") == -1 ? -1 : 1;
-				goto out;
-			}
+			ca.written = true;
 		}
 	}
 	/* 2. a clone in the source's staging folder */
-	stg = c->src != NULL && c->stg_fds != NULL ?
-	    c->stg_fds[c->src - c->o->sources] : -1;
-	if (r == CAPTURE_FALLTHROUGH && method == VG_CAP_REFLINK && stg != -1) {
-		r = capture_reflink(stg, fd, eng_capture_copy, &ca, &out,
+	stg = j->src != NULL && c->stg_fds != NULL ?
+	    c->stg_fds[j->src - c->o->sources] : -1;
+	if (r == CAPTURE_FALLTHROUGH && j->method == VG_CAP_REFLINK &&
+	    stg != -1) {
+		r = capture_reflink(stg, j->fd, eng_capture_copy, &ca, &out,
 		    &cerr);
-		if (r == CAPTURE_FALLTHROUGH && !c->warned_clone) {
-			esc = log_escape_len(c->rel, c->rel_len);
+		if (r == CAPTURE_FALLTHROUGH &&
+		    eng_first_time(&c->warned_clone)) {
+			esc = log_escape_len(j->rel, j->rel_len);
 			eng_warn(c, "%s: %s", esc ? esc : "?", cerr.msg);
 			free(esc);
-			c->warned_clone = true;
 		}
 		if (r == 0)
 			got = VG_CAP_REFLINK;
@@ -483,46 +535,45 @@ eng_copy_file(struct eng_ctx *c, int sfd, const char *name,
 	/* 3. copied and checked: fstat before and after, again while it
 	   moves */
 	if (r == CAPTURE_FALLTHROUGH) {
-		r = capture_verified(fd, c->job->retries, eng_capture_copy,
+		r = capture_verified(j->fd, c->job->retries, eng_capture_copy,
 		    &ca, &out, &cerr);
 		if (r == 0)
 			got = !out.consistent ? VG_CAP_INCONSISTENT :
-			    out.copies > 1 || method == VG_CAP_REFLINK ?
-			    VG_CAP_VERIFIED : method;
+			    out.copies > 1 || j->method == VG_CAP_REFLINK ?
+			    VG_CAP_VERIFIED : j->method;
 	}
 	if (r != 0) {
 		if (ca.fail == ENG_FAIL_WRITE)
-			rc = eng_dest_error(c, ca.err, c->rel, c->rel_len,
+			rc = eng_dest_error(c, ca.err, j->rel, j->rel_len,
 			    "writing") == -1 ? -1 : 1;
 		else
-			eng_problem(c, c->rel, c->rel_len, "unreadable",
+			eng_problem(c, j->rel, j->rel_len, "unreadable",
 			    false, "read error: %s", ca.fail ?
 			    strerror(ca.err) : cerr.msg);
 		goto out;
 	}
 	a = out.st;
 	if (c->o->as_root && fchown(dfd, a.st_uid, a.st_gid) == -1)
-		eng_problem(c, c->rel, c->rel_len, "metadata", true,
+		eng_problem(c, j->rel, j->rel_len, "metadata", true,
 		    "cannot set the owner: %s", strerror(errno));
-	eng_copy_xattrs(c, fd, dfd);
+	eng_copy_xattrs(c, j->rel, j->rel_len, j->fd, dfd);
 	if (fchmod(dfd, a.st_mode & 07777) == -1)
-		eng_problem(c, c->rel, c->rel_len, "metadata", true,
+		eng_problem(c, j->rel, j->rel_len, "metadata", true,
 		    "cannot set the mode: %s", strerror(errno));
 	ts[0] = a.st_atim;
 	ts[1] = a.st_mtim;
 	if (futimens(dfd, ts) == -1)
-		eng_problem(c, c->rel, c->rel_len, "metadata", true,
+		eng_problem(c, j->rel, j->rel_len, "metadata", true,
 		    "cannot set the times: %s", strerror(errno));
 	if (got == VG_CAP_INCONSISTENT)
-		eng_problem(c, c->rel, c->rel_len, "inconsistent", true,
+		eng_problem(c, j->rel, j->rel_len, "inconsistent", true,
 		    "kept changing while it was copied (%u copies); the last "
 		    "copy was kept", out.copies);
-	if (fallback)
-		eng_note(c, c->rel, c->rel_len, "fallback", got,
+	if (j->fallback)
+		eng_note(c, j->rel, j->rel_len, "fallback", got,
 		    "held by an app that refused to close");
 
 	it->kind = ENG_ITEM_FILE;
-	it->dir = eng_dir_ref(d);
 	it->fd = dfd;
 	dfd = -1;
 	it->verify = xs != NULL;
@@ -537,16 +588,44 @@ eng_copy_file(struct eng_ctx *c, int sfd, const char *name,
 		it->ce.has_sum = true;
 	}
 	it->captured = got;
-	it->sqlite_db = is_db;
+	it->sqlite_db = j->is_db;
 	rc = 0;
 out:
 	if (dfd != -1) {
 		close(dfd);
-		(void)unlinkat(d->fd, it->tmp, 0);
+		(void)unlinkat(dirfd, it->tmp, 0);
 	}
-	if (fd != -1)
-		close(fd);
+	close(j->fd);
+	j->fd = -1;
 	XXH3_freeState(xs);
+	return rc;
+}
+
+int
+eng_copy_file(struct eng_ctx *c, int sfd, const char *name,
+    const struct stat *st, struct eng_dir *d, bool fallback,
+    struct eng_item *it)
+{
+	struct eng_copy_job j;
+	int		 rc;
+
+	memset(&j, 0, sizeof(j));
+	j.sfd = sfd;
+	j.name = name;
+	j.st = *st;
+	j.src = c->src;
+	j.rel = c->rel;
+	j.rel_len = c->rel_len;
+	j.fallback = fallback;
+	j.buf = c->buf;
+	if (eng_copy_open(c, &j) != 0)
+		return 1;
+	eng_next_tmp(c, it->tmp, sizeof(it->tmp));
+	it->dir = eng_dir_ref(d);
+	if ((rc = eng_copy_body(c, &j, it)) != 0) {
+		eng_dir_unref(it->dir);
+		it->dir = NULL;
+	}
 	return rc;
 }
 

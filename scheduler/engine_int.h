@@ -49,6 +49,12 @@ struct eng_dir {
 	int	 fd;
 	int	 refs;
 	bool	 touched;	/* entries changed: fsync before commit */
+	/* The walk's thread only: copies of files in this folder that the
+	 * copier threads have not handed back yet, and the folder's own
+	 * metadata item, held back until they have (a rename after it would
+	 * move the folder's mtime). */
+	unsigned		 pending;
+	struct eng_item		*deferred_meta;
 };
 
 enum eng_item_kind {
@@ -168,6 +174,10 @@ struct eng_ctx {
 	unsigned char		*buf;		/* ENG_BUF bytes */
 	struct engine_progress	 prog;
 	struct timespec		 last_prog;
+	uint64_t		 bytes_done;	/* atomic: copier threads add */
+
+	/* the copier threads (engine_pool.c), or NULL: copy on the walk */
+	struct eng_pool		*pool;
 };
 #define ENG_BUF		(1U << 20)
 
@@ -200,6 +210,35 @@ struct eng_dir *eng_dir_new(int fd);
 struct eng_dir *eng_dir_ref(struct eng_dir *d);
 void	eng_dir_unref(struct eng_dir *d);
 /*
+ * One file's copy, split so that a copier thread can do the slow half:
+ * eng_copy_open() (the walk's thread) opens the source file and checks it
+ * is the one listed; eng_copy_body() makes the temp file, copies content
+ * and metadata, and fills the item.  On a copier thread everything the
+ * body reports (problems, warnings, fatal errors) is recorded and replayed
+ * on the walk's thread (engine_pool.c).
+ */
+struct eng_copy_job {
+	int		 sfd;		/* source folder */
+	const char	*name;		/* the file's name in it */
+	struct stat	 st;		/* as listed; then as opened */
+	const struct engine_source *src;
+	const char	*rel;		/* dest relpath, for problems */
+	size_t		 rel_len;
+	bool		 fallback;	/* an app refused to close it */
+	unsigned char	*buf;		/* ENG_BUF bytes of scratch */
+	/* set by eng_copy_open() */
+	int		 fd;		/* the open source file */
+	enum vg_capture	 method;
+	bool		 is_db;		/* it has the SQLite header */
+};
+/* Open j's file: 0, or 1 when it had a problem (recorded, nothing open). */
+int	eng_copy_open(struct eng_ctx *c, struct eng_copy_job *j);
+/* Copy an opened file into the temp file it->tmp of folder it->dir (both
+ * set by the caller, who holds the folder's reference).  Closes j->fd.
+ * Returns as eng_copy_file(). */
+int	eng_copy_body(struct eng_ctx *c, struct eng_copy_job *j,
+	    struct eng_item *it);
+/*
  * Copy the regular file name (under source folder sfd, last seen as *st)
  * to a new temp file in dest folder d, with metadata, capturing it as its
  * source says (scheduler/capture.h): a SQLite database through the backup
@@ -214,11 +253,14 @@ void	eng_dir_unref(struct eng_dir *d);
 int	eng_copy_file(struct eng_ctx *c, int sfd, const char *name,
 	    const struct stat *st, struct eng_dir *d, bool fallback,
 	    struct eng_item *it);
-/* The capture method of the current source's files (fallback: one an app
- * refused to close). */
-enum vg_capture eng_method(struct eng_ctx *c, bool fallback);
-/* Copy xattrs (ACLs included) from sfd to dfd.  Records problems. */
-void	eng_copy_xattrs(struct eng_ctx *c, int sfd, int dfd);
+/* The capture method of source s's files (fallback: one an app refused to
+ * close). */
+enum vg_capture eng_method(struct eng_ctx *c, const struct engine_source *s,
+	    bool fallback);
+/* Copy xattrs (ACLs included) from sfd to dfd; rel names the entry in
+ * problems. */
+void	eng_copy_xattrs(struct eng_ctx *c, const char *rel, size_t rel_len,
+	    int sfd, int dfd);
 /* The same for the symlink sname under sdirfd to dname under ddirfd (the
  * links themselves; only trusted.* and security.* can exist there). */
 void	eng_copy_link_xattrs(struct eng_ctx *c, int sdirfd, const char *sname,
@@ -239,6 +281,82 @@ struct eng_link *eng_link_find(struct eng_ctx *c, dev_t dev, ino_t ino);
 struct eng_link *eng_link_add(struct eng_ctx *c, dev_t dev, ino_t ino,
 	    const char *rel, size_t rel_len, uint64_t gen);
 void	eng_links_free(struct eng_ctx *c);
+
+/* engine_pool.c: the copier threads.  Everything here is called on the
+ * walk's thread. */
+/* Start nthreads copier threads (0: none, copy on the walk).  -1 with
+ * errno when they cannot start (the run then copies on the walk). */
+int	eng_pool_start(struct eng_ctx *c, unsigned nthreads);
+/* The number of copier threads for this machine (VIGIL_COPY_THREADS
+ * overrides it; 0 turns them off). */
+unsigned eng_pool_threads(void);
+/* Whether file s of this folder can go to a copier thread (else
+ * eng_copy_file() on the walk). */
+bool	eng_pool_takes(struct eng_ctx *c, const struct stat *st, bool fallback,
+	    bool sqlite_companions);
+/* Hand the file to a copier thread (j->fd open, from eng_copy_open()):
+ * present says the destination has the name already (a version is kept,
+ * else it is added).  Takes over j->fd.  -1 when the run must stop. */
+int	eng_pool_submit(struct eng_ctx *c, struct eng_copy_job *j,
+	    struct eng_dir *d, bool present);
+/* Take back finished copies (replay what they reported, batch them): those
+ * ready now, at least one when any is out, or all. */
+enum eng_collect { ENG_COLLECT_READY, ENG_COLLECT_ONE, ENG_COLLECT_ALL };
+void	eng_pool_collect(struct eng_ctx *c, enum eng_collect how);
+/*
+ * A folder listed ahead of the walk by a copier thread: opened under sfd
+ * (which stays open until the listing is collected), checked against the
+ * expected (dev, ino), and listed with a stat of every entry when it is on
+ * the filesystem of its parent.  The thread then lists the folder's own
+ * subfolders ahead too (their listings hang on its entries), within a
+ * budget of folders listed and not yet walked.  engine.c does the work
+ * (eng_listing_run()) and owns the struct.
+ */
+struct eng_ent;
+struct eng_listing {
+	int		 sfd;
+	const char	*name;		/* in the listing of sfd */
+	dev_t		 dev;		/* as listed */
+	ino_t		 ino;
+	dev_t		 pdev;		/* its parent's filesystem */
+	char		*rel;		/* dest relpath (filters use the part
+					   from root_off), NUL-terminated */
+	size_t		 rel_len, root_off;
+	bool		 filtered;	/* inside one source: filters apply */
+	/* results */
+	int		 fd;		/* the folder, or -1 (open_err) */
+	int		 open_err;
+	struct stat	 st;
+	bool		 listed;	/* kids valid, or list_err */
+	int		 list_err;
+	struct eng_ent	*kids;
+	size_t		 nkids;
+	bool		 done;		/* collected: results valid */
+};
+/* On a copier thread. */
+void	eng_listing_run(struct eng_ctx *c, struct eng_listing *l);
+/* Queue l (from any thread): 0, or -1 when the budget is spent or memory
+ * is short (not queued; the walk lists it itself). */
+int	eng_pool_list(struct eng_ctx *c, struct eng_listing *l);
+/* A listing queued with eng_pool_list() was freed: its budget is back. */
+void	eng_pool_list_freed(struct eng_ctx *c);
+/* Until l->done (collecting copies meanwhile). */
+void	eng_pool_wait_list(struct eng_ctx *c, struct eng_listing *l);
+/* Add a folder's metadata item to the batch, or hold it until the copies
+ * of its files are back. */
+int	eng_pool_dir_meta(struct eng_ctx *c, struct eng_item *it);
+/* Stop the threads (after collecting everything) and free the pool. */
+void	eng_pool_stop(struct eng_ctx *c);
+/* True on a copier thread: what the engine reports is recorded for the
+ * walk's thread; the eng_problem() family calls these. */
+bool	eng_pool_recording(void);
+void	eng_pool_record(int kind, const char *rel, size_t rel_len,
+	    const char *tag, bool captured, int vcap, int e, const char *text);
+#define ENG_REC_PROBLEM	1
+#define ENG_REC_NOTE	2
+#define ENG_REC_WARN	3
+#define ENG_REC_FATAL	4
+#define ENG_REC_DESTERR	5
 
 /* engine_dest.c */
 /*

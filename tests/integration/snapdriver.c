@@ -47,7 +47,7 @@
 #define BLK	4096
 #define NBLK	64
 
-static void
+static void __attribute__((noreturn))
 die(const char *what, const struct vg_err *err)
 {
 	fprintf(stderr, "snapdriver: %s: %s\n", what, err ? err->msg :
@@ -197,13 +197,14 @@ struct copier {
 };
 
 static int
-copier_fn(void *arg, int src)
+copier_fn(void *arg, int src, const struct stat *st)
 {
 	struct copier	*c = arg;
 	char		 buf[BLK];
 	off_t		 off = 0;
 	ssize_t		 n;
 
+	(void)st;
 	if (ftruncate(c->dst, 0) == -1)
 		return -1;
 	while ((n = pread(src, buf, sizeof(buf), off)) > 0) {
@@ -225,7 +226,7 @@ cmd_slowcopy(const char *src, const char *dst)
 	if ((s = open(src, O_RDONLY)) == -1 ||
 	    (c.dst = open(dst, O_WRONLY | O_CREAT | O_TRUNC, 0644)) == -1)
 		die(src, NULL);
-	return copier_fn(&c, s) == 0 ? 0 : 2;
+	return copier_fn(&c, s, NULL) == 0 ? 0 : 2;
 }
 
 /* Copy every regular file at the top of from into dest with the capture

@@ -137,13 +137,14 @@ struct copier {
 };
 
 static int
-copier_fn(void *arg, int src)
+copier_fn(void *arg, int src, const struct stat *st)
 {
 	struct copier	*c = arg;
 	char		 buf[BLK], b = 'g';
 	off_t		 off = 0;
 	ssize_t		 n;
 
+	(void)st;
 	c->calls++;
 	if (c->fail) {
 		errno = EIO;
