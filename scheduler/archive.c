@@ -1347,7 +1347,7 @@ archive_run(const struct engine_opts *o, struct vg_engine_result *res,
 	struct vg_err merr;
 	struct stat st;
 	bool fresh_full, committed = false, renamed = false;
-	int adirfd = -1, metafd = -1, mfd = -1, rc = -1, r;
+	int adirfd = -1, metafd = -1, mfd = -1, vfd, rc = -1, r;
 	size_t i;
 
 	memset(&c, 0, sizeof c);
@@ -1403,12 +1403,25 @@ archive_run(const struct engine_opts *o, struct vg_engine_result *res,
 			vg_err_sys(err, "creating %s/.vigil", job->destination);
 			goto out;
 		}
-		if (!c.dry && mkdirat(c.dest_fd, ARC_MANIFEST_DIR, 0700) ==
-		    -1 && errno != EEXIST) {
-			vg_err_sys(err, "creating %s/%s", job->destination,
-			    ARC_MANIFEST_DIR);
+		/* never through a link planted at .vigil */
+		if ((vfd = openat(c.dest_fd, ARC_META, O_RDONLY |
+		    O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) == -1 &&
+		    errno != ENOENT) {
+			vg_err_sys(err, "opening %s/.vigil (it must be a "
+			    "folder, not a link; move it away)",
+			    job->destination);
 			goto out;
 		}
+		if (vfd != -1 && !c.dry && mkdirat(vfd, strchr(
+		    ARC_MANIFEST_DIR, '/') + 1, 0700) == -1 &&
+		    errno != EEXIST) {
+			vg_err_sys(err, "creating %s/%s", job->destination,
+			    ARC_MANIFEST_DIR);
+			close(vfd);
+			goto out;
+		}
+		if (vfd != -1)
+			close(vfd);
 		metafd = plat_open_beneath(c.dest_fd, ARC_MANIFEST_DIR,
 		    O_RDONLY | O_DIRECTORY, 0);
 		if (metafd == -1 && !c.dry) {

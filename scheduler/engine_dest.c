@@ -279,8 +279,12 @@ eng_added(struct eng_ctx *c, const char *rel, size_t rel_len)
 		    strlen(VERSIONS_DIR), true);
 		snprintf(c->added_tmp, sizeof(c->added_tmp), ENG_TMP_PREFIX
 		    "%lld-added", (long long)c->o->run_id);
+		/* whatever sits at the temp name (a killed run's list, or
+		   a planted link) goes; the list is always a new file */
+		if (vfd != -1)
+			(void)unlinkat(vfd, c->added_tmp, 0);
 		fd = vfd == -1 ? -1 : openat(vfd, c->added_tmp, O_WRONLY |
-		    O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+		    O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (vfd != -1)
 			close(vfd);
 		if (fd == -1 || (fp = fdopen(fd, "w")) == NULL) {
