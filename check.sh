@@ -3,7 +3,8 @@
 # -Werror, build the Debian packages, and run the whole test suite (unit,
 # integration, and the end-to-end test in a booted container that installs
 # the package); then the same again under AddressSanitizer and
-# UndefinedBehaviorSanitizer; then each parser under libFuzzer.
+# UndefinedBehaviorSanitizer; the copy engine under ThreadSanitizer; then
+# each parser under libFuzzer.
 set -eu
 cd "$(dirname "$0")"
 sh packaging/deps.sh
@@ -23,7 +24,14 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DVIGIL_WERROR=ON -DVIGIL_SANI
 cmake --build build-asan -j"$jobs"
 echo "== tests under ASan and UBSan"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	ctest --test-dir build-asan --output-on-failure -j"$jobs" -LE e2e
+	ctest --test-dir build-asan --output-on-failure -j"$jobs" -LE 'e2e|lint'
+
+echo "== the copy engine under ThreadSanitizer (the walk and its copier threads)"
+cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVIGIL_WERROR=ON -DVIGIL_TSAN=ON >/dev/null
+cmake --build build-tsan -j"$jobs" --target vigil vigild test_engine test_capture
+TSAN_OPTIONS=halt_on_error=1:exitcode=66 \
+	ctest --test-dir build-tsan --output-on-failure -j"$jobs" \
+	-R '^(unit_engine|unit_capture|integ_differential|integ_faults_deep)$'
 
 echo "== fuzzing: each parser for ${VIGIL_FUZZ_SECONDS:-60} s under ASan and UBSan (libFuzzer)"
 sh tests/fuzz/run.sh "${VIGIL_FUZZ_SECONDS:-60}"

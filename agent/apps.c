@@ -216,6 +216,8 @@ apps_read_stat(pid_t pid, struct apps_proc *p)
 	/* state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt
 	 * cmajflt utime stime cutime cstime priority nice num_threads
 	 * itrealvalue starttime */
+	/* the kernel writes these numbers, each in range of its type:
+	 * NOLINTNEXTLINE(cert-err34-c) */
 	if (sscanf(rp + 1, " %c %d %d %d %*d %*d %lu %*u %*u %*u %*u %*u "
 	    "%*u %*d %*d %*d %*d %*d %*d %llu", &state, &ppid, &pgid, &sid,
 	    &flags, &start) != 6)
@@ -688,6 +690,7 @@ apps_sock_find(const struct apps_socks *s, uint64_t ino)
 
 	if (s->n == 0)
 		return NULL;
+	memset(&key, 0, sizeof key);
 	key.ino = ino;
 	return bsearch(&key, s->v, s->n, sizeof *s->v, apps_sock_cmp);
 }
@@ -764,7 +767,8 @@ apps_socks_load(struct apps_socks *s)
 			s->v[s->n++] = e;
 		}
 	}
-	qsort(s->v, s->n, sizeof *s->v, apps_sock_cmp);
+	if (s->n > 0)	/* qsort's base must not be NULL, even for 0 */
+		qsort(s->v, s->n, sizeof *s->v, apps_sock_cmp);
 	s->ok = true;
 out:
 	close(fd);
@@ -799,6 +803,8 @@ apps_display_of(const struct apps_socks *s, pid_t pid, bool env_x11,
 		snprintf(fpath, sizeof fpath, "%s/%s", dpath, de->d_name);
 		if ((target = apps_readlink(fpath)) == NULL)
 			continue;
+		/* a link the kernel writes: an inode number fits:
+		 * NOLINTNEXTLINE(cert-err34-c) */
 		if (sscanf(target, "socket:[%llu]", &ino) == 1) {
 			if (!s->ok) {
 				*x11 = *x11 || env_x11;

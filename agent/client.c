@@ -16,6 +16,13 @@
 #include "common/err.h"
 #include "common/ipc.h"
 
+/*
+ * How long hello may take.  Longer than the longest time vigild's loop can
+ * stall: a write to vigil.db waits up to STORE_BUSY_MS (10 s, db/store.h)
+ * while another program holds the database, and requests queue meanwhile.
+ */
+#define CLIENT_HELLO_TIMEOUT_MS	15000
+
 struct vg_client {
 	char		*path;
 	struct ipc_conn	 io;
@@ -278,8 +285,10 @@ client_call(struct vg_client *c, const char *method, json_t *params,
 		rc = client_read(c, deadline, &msg, err);
 		if (rc == 0) {
 			vg_err_set(err, VG_ERR_SYS, "vigild at %s did not "
-			    "answer %s within %d ms", c->path, method,
-			    timeout_ms);
+			    "answer %s within %d ms; it may be waiting for "
+			    "its database (another program holding vigil.db) "
+			    "or be stuck: see its log, and try again",
+			    c->path, method, timeout_ms);
 			return -1;
 		}
 		if (rc == -1)
@@ -445,7 +454,7 @@ client_try(const char *path, const char *role, struct vg_client **out,
 	json_object_set_new(params, "role", json_string(role));
 	vg_err_clear(&err);
 	if (client_call(c, "hello", params, &res, NULL,
-	    CLIENT_CONNECT_TIMEOUT_MS, &err) != 0) {
+	    CLIENT_HELLO_TIMEOUT_MS, &err) != 0) {
 		snprintf(why, whylen, "hello failed: %.300s", err.msg);
 		goto out;
 	}

@@ -32,7 +32,7 @@
 #define CLIENT_SYSTEM_SOCKET	"/run/vigil/vigil.sock"
 /* Events kept for client_next_event(); beyond it the oldest are dropped. */
 #define CLIENT_EVENT_QUEUE	256
-/* Connect and hello must be done within this. */
+/* connect() must be done within this (hello: 15 s, see client.c). */
 #define CLIENT_CONNECT_TIMEOUT_MS	5000
 
 struct vg_client;

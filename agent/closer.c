@@ -416,6 +416,8 @@ closer_x11_request(const struct vg_app *a, char *why, size_t whylen)
 		    dpy_name);
 		return 0;
 	}
+	/* only its sign is used: garbage reads as 0, "not asked":
+	 * NOLINTNEXTLINE(cert-err34-c) */
 	asked = atoi(buf);
 	if (asked <= 0)
 		snprintf(why, whylen, "%.*s", (int)whylen - 1,
@@ -591,7 +593,7 @@ closer_close(const struct vg_applist *l, const struct closer_opts *o,
 	}
 	rc = 0;
 out:
-	for (i = 0; procs != NULL && i < l->n; i++)
+	for (i = 0; procs != NULL && nprocs != NULL && i < l->n; i++)
 		closer_procs_free(procs[i], nprocs[i]);
 	free(procs);
 	free(nprocs);

@@ -1028,7 +1028,9 @@ agent_lock(void)
 		close(fd);
 		return errno == EWOULDBLOCK ? 1 : 0;
 	}
-	return 0;	/* fd stays open: the lock lives with us */
+	/* cppcheck-suppress resourceLeak ; fd stays open: the lock lives
+	 * with us */
+	return 0;
 }
 
 static char *

@@ -965,6 +965,8 @@ cfg_window(struct cfg_parser *ps, unsigned line, const char *val,
 	unsigned h1, m1, h2, m2;
 	int n = -1;
 
+	/* at most 2 digits each cannot overflow; ranges checked below:
+	 * NOLINTNEXTLINE(cert-err34-c) */
 	if (sscanf(val, "%2u:%2u-%2u:%2u%n", &h1, &m1, &h2, &m2, &n) != 4 ||
 	    n < 0 || val[n] != '\0' || !isdigit((unsigned char)val[0]) ||
 	    h1 > 23 || h2 > 23 || m1 > 59 || m2 > 59 ||

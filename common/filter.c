@@ -50,7 +50,7 @@ struct vg_filter {
 	size_t			 ninc, nexc;
 };
 
-static char *
+static char * __attribute__((format(printf, 1, 2)))
 filter_fmt(const char *fmt, ...)
 {
 	va_list ap;

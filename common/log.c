@@ -48,7 +48,7 @@ log_set_context(const char *job, int64_t run)
 	log_run = run;
 }
 
-static void
+static void __attribute__((format(printf, 4, 0)))
 log_vemit(int prio, int with_errno, int saved_errno, const char *fmt,
     va_list ap)
 {

@@ -77,6 +77,32 @@ int	plat_open_read(int dirfd, const char *name);
  */
 int	plat_open_beneath(int dirfd, const char *path, int flags, mode_t mode);
 
+/*
+ * Open the folder at path the way root must open a path that users may
+ * have a hand in (after systemd's chase() with CHASE_SAFE): from "/", one
+ * component at a time with openat(O_PATH|O_NOFOLLOW), following symlinks
+ * itself (at most 40), "." and ".." handled as it goes.  A relative path is
+ * taken from the working folder (getcwd, then resolved the same way).
+ *
+ * An unsafe transition is refused: going from a folder whose owner is not
+ * root into a folder, or through a symlink, that another uid owns (and from
+ * such a symlink to what it points at, when their owners differ).  So a
+ * user can redirect the walk only to what she owns herself, never into
+ * root's or another user's folders; from a root-owned folder anything goes.
+ * A folder the call made itself (PLAT_DIR_MKDIR) is entered even though it
+ * is owned by the caller.
+ *
+ * Returns an O_RDONLY|O_DIRECTORY|O_CLOEXEC fd of the final folder, or -1
+ * with errno (ENOENT: a component is missing and PLAT_DIR_MKDIR was not
+ * given; ENOTDIR; ELOOP: too many symlinks; EPERM: an unsafe transition;
+ * EINVAL: an empty path) and err (if not NULL) naming the path and the
+ * component.
+ */
+struct vg_err;
+#define PLAT_DIR_MKDIR		0x1	/* make missing folders, 0777 & ~umask */
+#define PLAT_DIR_PRIVATE	0x2	/* with PLAT_DIR_MKDIR: make them 0700 */
+int	plat_open_dir_safe(const char *path, int flags, struct vg_err *err);
+
 /* ---- extended attributes (ACLs are the system.posix_acl_* ones) ---- */
 
 /*

@@ -60,7 +60,7 @@ static const char *schedule_month_names[] = {
 #define HINT_FORMS	"use manual, daily HH:MM, weekly DAYS HH:MM, monthly " \
 			"DAYS HH:MM, every N{m,h,d}, or a 5-field cron line"
 
-static char *
+static char * __attribute__((format(printf, 1, 2)))
 schedule_fmt(const char *fmt, ...)
 {
 	va_list ap;
@@ -104,7 +104,7 @@ schedule_num(const char *s, const char **end, long *out)
 	long v = 0;
 	int n = 0;
 
-	while (isdigit((unsigned char)s[n]) && n < 9) {
+	while (n < 9 && isdigit((unsigned char)s[n])) {
 		v = v * 10 + (s[n] - '0');
 		n++;
 	}
@@ -282,6 +282,8 @@ schedule_days_in_month(int y, int m)
 
 	if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
 		return 29;
+	/* m is 1..12 (tm_mon + 1 from localtime_r, kept in range by the
+	 * caller): NOLINTNEXTLINE(clang-analyzer-core.uninitialized.UndefReturn) */
 	return dim[m - 1];
 }
 

@@ -5,10 +5,10 @@ set -eu
 
 PKGS="build-essential cmake pkg-config libsqlite3-dev libarchive-dev
 zlib1g-dev libcmocka-dev libjansson-dev libsystemd-dev libxxhash-dev
-python3 rsync sqlite3 attr acl util-linux passwd e2fsprogs
-btrfs-progs xfsprogs clang libclang-rt-14-dev
+python3 rsync sqlite3 attr acl util-linux passwd e2fsprogs strace
+btrfs-progs xfsprogs clang libclang-rt-14-dev clang-tidy cppcheck
 libx11-dev xvfb x11-utils dbus
-libarchive-tools unzip zstd
+libarchive-tools unzip zstd libfuse3-dev fuse3
 libgtk-3-dev libayatana-appindicator3-dev librsvg2-common
 xdotool trayer imagemagick dbus-x11 dbus-bin
 dpkg-dev debhelper fakeroot lintian"

@@ -73,6 +73,7 @@ struct arc_ent {
 enum arc_fate { ARC_TAKEN, ARC_UNCHANGED, ARC_ABSENT, ARC_KEEP };
 
 struct arc_ctx {
+	unsigned		 depth;		/* folders above the walk */
 	const struct engine_opts *o;
 	const struct vg_job_def	*job;
 	struct vg_engine_result	*res;
@@ -537,7 +538,7 @@ arc_file(struct arc_ctx *c, int dfd, struct arc_ent *s, size_t dir_len)
 		}
 		is_link = archive_entry_hardlink(e) != NULL;
 	}
-	if ((rc = arc_write_header(c, e)) != 0) {
+	if (arc_write_header(c, e) != 0) {
 		fate = ARC_KEEP;
 		goto out;
 	}
@@ -791,7 +792,7 @@ arc_dir(struct arc_ctx *c, int pfd, struct arc_ent *s,
 	if (s->fd != -1) {
 		cfd = s->fd;
 		s->fd = -1;
-	} else if ((cfd = openat(pfd, s->name, O_RDONLY | O_DIRECTORY |
+	} else if ((cfd = openat(pfd, s->name, O_RDONLY | O_DIRECTORY | // NOLINT(clang-analyzer-core.NonNullParamChecker): every entry has a name (arc_list, arc_open_sources)
 	    O_NOFOLLOW | O_CLOEXEC)) == -1) {
 		arc_problem(c, errno == ENOENT ? "vanished" : "unreadable",
 		    "cannot open the folder: %s", strerror(errno));
@@ -837,9 +838,18 @@ arc_dir(struct arc_ctx *c, int pfd, struct arc_ent *s,
 	}
 	if (take && c->rel_len > 0)
 		arc_cat_put(c, dir_len, s->name, s->len, &s->st, NULL);
-	if (descend && arc_list(c, cfd, &S, &ns) == 0)
+	if (descend && c->depth >= ENGINE_MAX_DEPTH) {
+		arc_problem(c, "too-deep", "folders nest more than %d levels "
+		    "deep here; nothing below this folder is archived",
+		    ENGINE_MAX_DEPTH);
+		descend = false;
+	}
+	if (descend && arc_list(c, cfd, &S, &ns) == 0) {
+		c->depth++;
 		arc_merge(c, cfd, S, ns, c->incr && (c->rel_len == 0 ||
 		    (cn != NULL && cn->type == CAT_DIR)), s->st.st_dev);
+		c->depth--;
+	}
 out:
 	arc_ents_free(S, ns);
 	archive_entry_free(e);
@@ -975,6 +985,76 @@ arc_stamp(const struct engine_opts *o, char *buf, size_t len)
 	    "%Y%m%dT%H%M%SZ", &tm) == 0)
 		strcpy(ts, "00000000T000000Z");
 	snprintf(buf, len, "%s-r%lld", ts, (long long)o->run_id);
+}
+
+/* True when s is a stamp arc_stamp() writes: 8 digits T 6 digits Z-r
+ * digits. */
+static bool
+arc_is_stamp(const char *s, size_t len)
+{
+	size_t i;
+
+	if (len < 19 || s[8] != 'T' || s[15] != 'Z' || s[16] != '-' ||
+	    s[17] != 'r')
+		return false;
+	for (i = 0; i < len; i++) {
+		if (i == 8 || (i >= 15 && i <= 17))
+			continue;
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Remove job's archives that no manifest names: a run killed between the
+ * archive's rename and its manifest's left a complete-looking file that no
+ * restore can use (the manifest is the run's commit point).
+ */
+static void
+arc_clean_orphans(struct arc_ctx *c, int fd, int metafd, const char *job)
+{
+	static const char *const kinds[] = { "-full.", "-incr." };
+	struct dirent *de;
+	struct stat st;
+	const char *name, *rest, *k;
+	char mname[128], *esc;
+	size_t jl = strlen(job), i, sl;
+	DIR *d;
+	int dfd;
+
+	if (metafd == -1 || (dfd = dup(fd)) == -1)
+		return;
+	if ((d = fdopendir(dfd)) == NULL) {
+		close(dfd);
+		return;
+	}
+	rewinddir(d);
+	while ((de = readdir(d)) != NULL) {
+		name = de->d_name;
+		if (strncmp(name, job, jl) != 0 || name[jl] != '-')
+			continue;
+		rest = name + jl + 1;
+		for (i = 0, k = NULL; i < 2 && k == NULL; i++)
+			k = strstr(rest, kinds[i]);
+		if (k == NULL || (sl = (size_t)(k - rest)) >= 100 ||
+		    !arc_is_stamp(rest, sl) || (strcmp(k + 6, "tar.gz") != 0 &&
+		    strcmp(k + 6, "tar.zst") != 0 && strcmp(k + 6, "zip") != 0))
+			continue;
+		snprintf(mname, sizeof mname, "%.*s.manifest", (int)sl, rest);
+		if (fstatat(metafd, mname, &st, AT_SYMLINK_NOFOLLOW) == 0 ||
+		    errno != ENOENT)
+			continue;
+		if (fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
+		    !S_ISREG(st.st_mode) || unlinkat(fd, name, 0) == -1)
+			continue;
+		esc = log_escape(name);
+		arc_warn(c, "removed %s: the run that wrote it was stopped "
+		    "before its manifest was written, so no restore could use "
+		    "it", esc ? esc : "?");
+		free(esc);
+	}
+	closedir(d);
 }
 
 /* Remove leftover temp files (a killed run) from folder fd. */
@@ -1433,6 +1513,7 @@ archive_run(const struct engine_opts *o, struct vg_engine_result *res,
 	if (!c.dry) {
 		arc_clean_tmp(c.dest_fd);
 		arc_clean_tmp(metafd);
+		arc_clean_orphans(&c, c.dest_fd, metafd, job->name);
 	}
 
 	/* full or incremental */

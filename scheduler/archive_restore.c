@@ -25,13 +25,25 @@
  * archive or planted at the target) is never written through.  Files are
  * written with ARCHIVE_EXTRACT_SAFE_WRITES (a temp file renamed into
  * place).  Owners are kept only with keep_owner (root).
+ *
+ * As root that is not enough: libarchive checks a path for symlinks and
+ * then opens it by name, so a user who owns a folder of the target can
+ * swap a parent for a symlink between the two and have root write into
+ * root-only folders.  So as root the target folders are opened with
+ * plat_open_dir_safe, and the writing happens in a forked child confined
+ * to the target by chroot (see ar_extract_confined for why this and not a
+ * writer of our own).
  */
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <iconv.h>
+#include <langinfo.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,7 +86,9 @@ struct ar_ctx {
 	size_t			 nroots;
 	int			 cur_root;
 	bool			 root;
+	bool			 jail;		/* chroot into each root (child) */
 	int			 flags;		/* archive_write_disk options */
+	struct archive		*w;		/* the disk writer */
 };
 
 static void __attribute__((format(printf, 2, 3)))
@@ -231,9 +245,47 @@ ar_map_request(const struct vg_job_def *job, const char *arg, char **out)
 	return -1;
 }
 
-/* Open (creating it, and missing parents, where needed) a target folder. */
+static int	ar_open_target_path(const char *path, bool create);
+
+/*
+ * Open (creating it, and missing parents, where needed) a target folder;
+ * -1 with err set, or with errno ENOENT and err untouched when it is
+ * missing and create is false.  As root through plat_open_dir_safe: no
+ * folder a user owns can send it into root's or another user's folders.
+ */
 static int
-ar_open_target(const char *path, bool create)
+ar_open_target(const char *path, bool create, bool root,
+    struct vg_err *err)
+{
+	struct vg_err perr;
+	char *esc;
+	int fd;
+
+	if (root) {
+		vg_err_clear(&perr);
+		fd = plat_open_dir_safe(path, create ? PLAT_DIR_MKDIR |
+		    PLAT_DIR_PRIVATE : 0, &perr);
+		if (fd == -1 && (create || errno != ENOENT)) {
+			/* perr names the path and the component */
+			vg_err_set_at(err, perr.code, perr.sys_errno, __func__,
+			    "restore target %s", perr.msg);
+			errno = perr.sys_errno != 0 ? perr.sys_errno : EPERM;
+		}
+		return fd;
+	}
+	fd = ar_open_target_path(path, create);
+	if (fd == -1 && (create || errno != ENOENT)) {
+		esc = log_escape(path);
+		vg_err_sys(err, "restore target %s", esc ? esc : "?");
+		free(esc);
+	}
+	return fd;
+}
+
+/* A user's target, by path: whatever a symlink there leads to, she could
+ * write herself. */
+static int
+ar_open_target_path(const char *path, bool create)
 {
 	char *p, *s;
 	int fd;
@@ -290,11 +342,76 @@ ar_copy_data(struct archive *r, struct archive *w)
 	return rc == ARCHIVE_EOF ? 0 : -1;
 }
 
+/* A disk writer with the restore's options.  No user or group lookup is
+ * set (archive_write_disk_set_standard_lookup is never called): owners
+ * are numeric, so nothing reads the passwd or group files (or loads NSS
+ * modules), which inside the confined child would be the user's. */
+static int
+ar_writer_new(struct ar_ctx *c)
+{
+	if ((c->w = archive_write_disk_new()) == NULL)
+		return -1;
+	if (archive_write_disk_set_options(c->w, c->flags) != ARCHIVE_OK) {
+		archive_write_free(c->w);
+		c->w = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/* Set the folders' modes and times (libarchive does it at close, by the
+ * names relative to the target it wrote them in) and drop the writer. */
+static void
+ar_writer_finish(struct ar_ctx *c)
+{
+	if (c->w == NULL)
+		return;
+	if (archive_write_close(c->w) != ARCHIVE_OK)
+		ar_msg(c, "finishing folders: %s",
+		    archive_error_string(c->w));
+	archive_write_free(c->w);
+	c->w = NULL;
+}
+
+/*
+ * Make rt the folder entries are written relative to: the working folder,
+ * and in the confined child the root folder too.  Leaving another root
+ * first finishes its folders there, with a new writer for this one.
+ */
+static int
+ar_enter_root(struct ar_ctx *c, const struct ar_root *rt)
+{
+	if (c->cur_root == rt->fd)
+		return 0;
+	if (c->cur_root != -1) {
+		ar_writer_finish(c);
+		if (ar_writer_new(c) == -1) {
+			ar_msg(c, "restore: out of memory");
+			return -1;
+		}
+	}
+	if (fchdir(rt->fd) == -1) {
+		ar_msg(c, "cannot enter the target folder: %s",
+		    strerror(errno));
+		return -1;
+	}
+	/* fchdir to an fd escapes an earlier chroot, then "." is the new
+	 * root: each root confines the entries written into it */
+	if (c->jail && chroot(".") == -1) {
+		ar_msg(c, "cannot confine the restore to the target folder "
+		    "(chroot: %s); nothing more is written", strerror(errno));
+		return -1;
+	}
+	c->cur_root = rt->fd;
+	return 0;
+}
+
 /* Extract what is live in chain archive idx from the file it names. */
 static int
-ar_extract(struct ar_ctx *c, struct archive *w, int destfd,
-    const struct arc_manifest *m, size_t idx)
+ar_extract(struct ar_ctx *c, int destfd, const struct arc_manifest *m,
+    size_t idx)
 {
+	struct archive *w;
 	struct archive *r = NULL;
 	struct archive_entry *e;
 	struct ar_rec *lv, *tl;
@@ -317,7 +434,17 @@ ar_extract(struct ar_ctx *c, struct archive *w, int destfd,
 	}
 	if ((r = archive_read_new()) == NULL)
 		goto out;
-	archive_read_support_filter_all(r);
+	/* only the filters vigil writes (tar.gz, tar.zst; zip has none),
+	 * in-process: filter_all would also run programs (lzop, lrzip,
+	 * grzip, ...) found by PATH, which in the confined child are the
+	 * user's files */
+	if (archive_read_support_filter_gzip(r) != ARCHIVE_OK ||
+	    archive_read_support_filter_zstd(r) != ARCHIVE_OK) {
+		esc = log_escape(m->archive);
+		ar_msg(c, "archive %s: this libarchive cannot read gzip and "
+		    "zstd by itself", esc ? esc : "?");
+		goto out;
+	}
 	archive_read_support_format_all(r);
 	if (archive_read_open_fd(r, fd, 256 * 1024) != ARCHIVE_OK) {
 		esc = log_escape(m->archive);
@@ -404,6 +531,11 @@ ar_extract(struct ar_ctx *c, struct archive *w, int destfd,
 		if (hl != NULL && (nh = strdup(rt->strip ? hl +
 		    rt->prefix_len + 1 : hl)) == NULL)
 			goto out;
+		/* into the target first (confined, as root), so that even
+		 * the look below resolves inside it */
+		if (!c->o->dry_run && ar_enter_root(c, rt) == -1)
+			goto out;
+		w = c->w;
 		if (!c->o->overwrite && ft != AE_IFDIR &&
 		    fstatat(rt->fd, np, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
 		    !S_ISDIR(st.st_mode) && (st.st_mtim.tv_sec >
@@ -421,14 +553,6 @@ ar_extract(struct ar_ctx *c, struct archive *w, int destfd,
 				fprintf(out, "restore %s\n", esc ? esc : "?");
 			c->res->files_restored++;
 			continue;
-		}
-		if (c->cur_root != rt->fd) {
-			if (fchdir(rt->fd) == -1) {
-				ar_msg(c, "cannot enter the target folder: %s",
-				    strerror(errno));
-				goto out;
-			}
-			c->cur_root = rt->fd;
 		}
 		/* SAFE_WRITES' temp name adds to the last component: a name
 		 * near NAME_MAX is written in place instead */
@@ -482,6 +606,241 @@ out:
 	return ret;
 }
 
+/*
+ * Extract the whole chain in this process; *reached: the chain index the
+ * extraction stopped at (nchain when every archive was read).  -1 only
+ * when no writer could be made.
+ */
+static int
+ar_extract_chain(struct ar_ctx *c, int destfd, const struct arc_manifest *chain,
+    size_t nchain, size_t *reached)
+{
+	size_t i;
+
+	if (ar_writer_new(c) == -1)
+		return -1;
+	for (i = 0; i < nchain; i++)
+		if (ar_extract(c, destfd, &chain[i], i) == -1)
+			break;
+	ar_writer_finish(c);
+	*reached = i;
+	return 0;
+}
+
+/* What the confined child sends back: these, then each message (its
+ * length, then its bytes), then one byte per live entry (done or not). */
+struct ar_report {
+	uint64_t	magic;
+	uint64_t	reached;
+	uint64_t	files_restored;
+	uint64_t	files_skipped_newer;
+	uint64_t	bytes;
+	uint64_t	errors;
+	uint64_t	nmessages;
+};
+#define AR_REPORT_MAGIC	0x76676c6172657374ULL
+
+static int
+ar_write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	ssize_t n;
+
+	while (len > 0) {
+		if ((n = write(fd, p, len)) == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* The child's side: run the chain confined, report, exit. */
+static void __attribute__((noreturn))
+ar_child(struct ar_ctx *c, int destfd, const struct arc_manifest *chain,
+    size_t nchain, int wfd)
+{
+	struct restore_result base = *c->res;
+	struct ar_report rep;
+	size_t i, reached = 0;
+	uint32_t len;
+	uint8_t b;
+	iconv_t cd;
+
+	/*
+	 * libarchive converts UTF-8 names in pax headers and zip entries to
+	 * the locale's charset with iconv, whose configuration and modules
+	 * glibc loads by absolute path on first use.  Load them here, from
+	 * the real root, and keep the converter open: inside the target they
+	 * would be the user's files.
+	 */
+	cd = iconv_open(nl_langinfo(CODESET), "UTF-8");
+	(void)cd;
+	c->jail = true;
+	if (ar_extract_chain(c, destfd, chain, nchain, &reached) == -1)
+		ar_msg(c, "restore: out of memory");
+	memset(&rep, 0, sizeof rep);
+	rep.magic = AR_REPORT_MAGIC;
+	rep.reached = reached;
+	rep.files_restored = c->res->files_restored - base.files_restored;
+	rep.files_skipped_newer = c->res->files_skipped_newer -
+	    base.files_skipped_newer;
+	rep.bytes = c->res->bytes - base.bytes;
+	rep.errors = c->res->errors - base.errors;
+	rep.nmessages = c->res->nmessages - base.nmessages;
+	if (ar_write_all(wfd, &rep, sizeof rep) == -1)
+		_exit(1);
+	for (i = base.nmessages; i < c->res->nmessages; i++) {
+		len = (uint32_t)strlen(c->res->messages[i]);
+		if (ar_write_all(wfd, &len, sizeof len) == -1 ||
+		    ar_write_all(wfd, c->res->messages[i], len) == -1)
+			_exit(1);
+	}
+	for (i = 0; i < c->nlive; i++) {
+		b = c->live[i].done ? 1 : 0;
+		if (ar_write_all(wfd, &b, 1) == -1)
+			_exit(1);
+	}
+	if (c->o->out != NULL)
+		fflush(c->o->out);
+	_exit(0);
+}
+
+/* Take the child's report from buf (n bytes); -1 when it is cut short. */
+static int
+ar_take_report(struct ar_ctx *c, const char *buf, size_t n, size_t *reached)
+{
+	struct ar_report rep;
+	const char *p = buf, *end = buf + n;
+	uint32_t len;
+	uint64_t k;
+	size_t i;
+
+	if (n < sizeof rep)
+		return -1;
+	memcpy(&rep, p, sizeof rep);
+	p += sizeof rep;
+	if (rep.magic != AR_REPORT_MAGIC)
+		return -1;
+	c->res->files_restored += rep.files_restored;
+	c->res->files_skipped_newer += rep.files_skipped_newer;
+	c->res->bytes += rep.bytes;
+	for (k = 0; k < rep.nmessages; k++) {
+		if ((size_t)(end - p) < sizeof len)
+			return -1;
+		memcpy(&len, p, sizeof len);
+		p += sizeof len;
+		if ((size_t)(end - p) < len)
+			return -1;
+		ar_msg(c, "%.*s", (int)len, p);	/* counts one error */
+		c->res->errors--;
+		p += len;
+	}
+	c->res->errors += rep.errors;
+	if ((size_t)(end - p) != c->nlive)
+		return -1;
+	for (i = 0; i < c->nlive; i++)
+		c->live[i].done = p[i] != 0;
+	*reached = (size_t)rep.reached;
+	return 0;
+}
+
+/*
+ * As root: extract the chain in a forked child that has chroot()ed into
+ * each target folder (opened by plat_open_dir_safe) before writing in it.
+ *
+ * Why a confined child rather than a writer of our own with openat: every
+ * path libarchive resolves then starts at, and cannot leave, the target
+ * folder; a symlink swapped in for a parent, absolute or with "..", lands
+ * inside the target (which the user could write anyway), whatever
+ * libarchive checks or opens and in whatever order.  libarchive keeps
+ * doing all it does today (SECURE_* flags, safe writes, sparse files,
+ * modes, times, xattrs, hard links, folder fix-ups, its messages), so a
+ * restore as root gives the same files as before; a writer of our own
+ * would have to re-do all of that and would drift from the user's restore.
+ * What a chroot needs: owners are numeric only (ar_writer_new), the iconv
+ * modules are loaded before (ar_child), and the child leaves with _exit.
+ * The parent is never confined, and the child changes nothing of its own.
+ */
+static int
+ar_extract_confined(struct ar_ctx *c, int destfd,
+    const struct arc_manifest *chain, size_t nchain, size_t *reached,
+    struct vg_err *err)
+{
+	char *buf = NULL, *nb;
+	size_t len = 0, cap = 0;
+	ssize_t n;
+	pid_t pid;
+	int pfd[2] = { -1, -1 }, status, rc = -1;
+
+	*reached = 0;
+	if (pipe2(pfd, O_CLOEXEC) == -1) {
+		vg_err_sys(err, "restore: cannot make a pipe");
+		return -1;
+	}
+	fflush(NULL);	/* nothing buffered is written twice */
+	if ((pid = fork()) == -1) {
+		vg_err_sys(err, "restore: cannot start the confined writer");
+		goto out;
+	}
+	if (pid == 0) {
+		close(pfd[0]);
+		ar_child(c, destfd, chain, nchain, pfd[1]);
+	}
+	close(pfd[1]);
+	pfd[1] = -1;
+	for (;;) {
+		if (len == cap) {
+			cap = cap ? cap * 2 : 4096;
+			if ((nb = realloc(buf, cap)) == NULL) {
+				vg_err_sys(err, "restore: out of memory");
+				close(pfd[0]);
+				pfd[0] = -1;
+				(void)waitpid(pid, &status, 0);
+				goto out;
+			}
+			buf = nb;
+		}
+		if ((n = read(pfd[0], buf + len, cap - len)) == -1) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	while (waitpid(pid, &status, 0) == -1)
+		if (errno != EINTR) {
+			status = -1;
+			break;
+		}
+	if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0 ||
+	    ar_take_report(c, buf, len, reached) == -1) {
+		if (status != -1 && WIFSIGNALED(status))
+			ar_msg(c, "the confined restore writer was killed by "
+			    "signal %d; what it wrote is in place, the rest "
+			    "is not restored", WTERMSIG(status));
+		else
+			ar_msg(c, "the confined restore writer failed (exit "
+			    "%d); what it wrote is in place, the rest is not "
+			    "restored", status != -1 && WIFEXITED(status) ?
+			    WEXITSTATUS(status) : -1);
+		*reached = 0;
+	}
+	rc = 0;
+out:
+	if (pfd[0] != -1)
+		close(pfd[0]);
+	if (pfd[1] != -1)
+		close(pfd[1]);
+	free(buf);
+	return rc;
+}
+
 int
 archive_restore(const struct restore_opts *o, struct restore_result *res,
     struct vg_err *err)
@@ -491,7 +850,6 @@ archive_restore(const struct restore_opts *o, struct restore_result *res,
 	struct arc_manifest *hs = NULL, *chain = NULL, *nh;
 	struct ar_rec *recs = NULL;
 	struct dirent *de;
-	struct archive *w = NULL;
 	struct vg_err merr;
 	DIR *d = NULL;
 	size_t nhs = 0, caph = 0, nchain = 0, nrecs = 0, i, k, pick = 0, j, n;
@@ -672,13 +1030,9 @@ archive_restore(const struct restore_opts *o, struct restore_result *res,
 	c.nroots = n;
 	if (n == 1) {
 		c.roots[0].fd = ar_open_target(o->to != NULL ? o->to :
-		    job->sources.v[0], !o->dry_run);
-		if (c.roots[0].fd == -1 && !o->dry_run) {
-			esc = log_escape(o->to != NULL ? o->to :
-			    job->sources.v[0]);
-			vg_err_sys(err, "restore target %s", esc ? esc : "?");
+		    job->sources.v[0], !o->dry_run, c.root, err);
+		if (c.roots[0].fd == -1 && (!o->dry_run || errno != ENOENT))
 			goto out;
-		}
 		c.roots[0].prefix = "";
 	} else {
 		for (i = 0; i < n; i++) {
@@ -695,11 +1049,11 @@ archive_restore(const struct restore_opts *o, struct restore_result *res,
 			c.roots[i].strip = true;
 			if ((esc = strndup(src, sl)) == NULL)
 				goto nomem;
-			c.roots[i].fd = ar_open_target(esc, !o->dry_run);
-			if (c.roots[i].fd == -1 && !o->dry_run) {
-				vg_err_sys(err, "restore target %s", esc);
+			c.roots[i].fd = ar_open_target(esc, !o->dry_run,
+			    c.root, err);
+			if (c.roots[i].fd == -1 && (!o->dry_run ||
+			    errno != ENOENT))
 				goto out;
-			}
 			free(esc);
 			esc = NULL;
 		}
@@ -713,22 +1067,24 @@ archive_restore(const struct restore_opts *o, struct restore_result *res,
 	    ARCHIVE_EXTRACT_SAFE_WRITES;
 	if (o->keep_owner)
 		flags |= ARCHIVE_EXTRACT_OWNER;
-	if ((cwd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1 &&
-	    (cwd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
-		vg_err_sys(err, "restore: cannot note the working folder");
-		goto out;
-	}
 	c.flags = flags;
-	if ((w = archive_write_disk_new()) == NULL ||
-	    archive_write_disk_set_options(w, flags) != ARCHIVE_OK)
-		goto nomem;
-	for (i = 0; i < nchain; i++)
-		if (ar_extract(&c, w, destfd, &chain[i], i) == -1)
-			break;
-	if (archive_write_close(w) != ARCHIVE_OK)
-		ar_msg(&c, "finishing folders: %s", archive_error_string(w));
-	if (fchdir(cwd) == -1)
-		log_warn("cannot return to the working folder");
+	if (c.root && !o->dry_run) {
+		if (ar_extract_confined(&c, destfd, chain, nchain, &i,
+		    err) == -1)
+			goto out;
+	} else {
+		if ((cwd = open(".", O_RDONLY | O_DIRECTORY |
+		    O_CLOEXEC)) == -1 && (cwd = open("/", O_RDONLY |
+		    O_DIRECTORY | O_CLOEXEC)) == -1) {
+			vg_err_sys(err, "restore: cannot note the working "
+			    "folder");
+			goto out;
+		}
+		if (ar_extract_chain(&c, destfd, chain, nchain, &i) == -1)
+			goto nomem;
+		if (fchdir(cwd) == -1)
+			log_warn("cannot return to the working folder");
+	}
 	/* live entries the archives did not hold */
 	if (i == nchain)
 		for (j = 0; j < c.nlive; j++)
@@ -754,8 +1110,6 @@ archive_restore(const struct restore_opts *o, struct restore_result *res,
 nomem:
 	vg_err_sys(err, "restore: out of memory");
 out:
-	if (w != NULL)
-		archive_write_free(w);
 	if (cwd != -1)
 		close(cwd);
 	if (d != NULL)

@@ -103,6 +103,9 @@ eng_next_tmp(struct eng_ctx *c, char *buf, size_t len)
 
 /* ---- results ---- */
 
+static char *eng_vfmt(const char *, va_list)
+    __attribute__((format(printf, 1, 0)));
+
 static char *
 eng_vfmt(const char *fmt, va_list ap)
 {
@@ -1565,7 +1568,6 @@ eng_folder(struct eng_ctx *c, int sfd, struct eng_ent *s, struct eng_lazy *z,
 	memset(&dst, 0, sizeof(dst));
 	if (child_cat) {
 		cz.parent = z;
-		present = true;
 		c->n_dest++;
 	} else {
 		dfd = eng_lazy_fd(c, z);
@@ -1626,6 +1628,12 @@ eng_folder(struct eng_ctx *c, int sfd, struct eng_ent *s, struct eng_lazy *z,
 		}
 	}
 
+	if (descend && c->depth >= ENGINE_MAX_DEPTH) {
+		eng_problem(c, c->rel, c->rel_len, "too-deep", false,
+		    "folders nest more than %d levels deep here; nothing "
+		    "below this folder is copied", ENGINE_MAX_DEPTH);
+		descend = false;
+	}
 	if (descend) {
 		if (pl != NULL && pl->listed) {
 			kids = pl->kids;
@@ -1646,8 +1654,10 @@ eng_folder(struct eng_ctx *c, int sfd, struct eng_ent *s, struct eng_lazy *z,
 	if (descend) {
 		eng_mark_dbs(kids, nkids);
 		cs.fs_root = s->src != NULL || s->st.st_dev != pdev;
+		c->depth++;
 		eng_merge(c, cfd, kids, nkids, &cz, child_cat, &cs,
 		    cst.st_dev);
+		c->depth--;
 	}
 	if (c->stop != ENG_GO || c->pass != ENG_PASS_RUN)
 		goto out;

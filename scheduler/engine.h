@@ -25,6 +25,11 @@
 #include "common/err.h"
 #include "db/store.h"
 
+/* Folders nested deeper than this below a source are not walked (the
+ * walks recurse; a hostile tree must not exhaust the stack): the folder
+ * is recorded as a problem "too-deep". */
+#define ENGINE_MAX_DEPTH	1024
+
 struct vg_catalogue;
 
 enum engine_phase {

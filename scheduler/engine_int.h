@@ -128,6 +128,8 @@ struct eng_ctx {
 	char			 stamp[VERSIONS_STAMP_MAX];
 	uint64_t		 tmp_seq;
 
+	unsigned		 depth;		/* folders above the walk */
+
 	/* current source */
 	const struct engine_source *src;
 	size_t			 src_root_len;	/* rel length of its root */

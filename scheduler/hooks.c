@@ -71,14 +71,14 @@ hooks_child(const struct vg_strlist *argv, const char *phase, const char *job,
 
 int
 hooks_run(const struct vg_strlist *argv, const char *phase, const char *job,
-    int64_t run_id, const char *status, unsigned timeout_s, char **output,
-    struct vg_err *err)
+    int64_t run_id, const char *status, unsigned timeout_s,
+    const volatile sig_atomic_t *cancel, char **output, struct vg_err *err)
 {
 	char buf[HOOKS_OUTPUT_MAX + 1], *prog = NULL;
 	size_t got = 0;
 	int p[2], st = 0, rc = -1, wait;
 	int64_t deadline, kill_at = 0;
-	bool timed_out = false;
+	bool timed_out = false, cancelled = false;
 	struct pollfd pfd;
 	pid_t pid, r;
 	ssize_t n;
@@ -113,7 +113,15 @@ hooks_run(const struct vg_strlist *argv, const char *phase, const char *job,
 		wait = (int)(until - hooks_now_ms());
 		if (wait < 0)
 			wait = 0;
-		n = 0;
+		if (cancel != NULL && wait > 200)
+			wait = 200;	/* the flag is looked at this often */
+		if (cancel != NULL && *cancel && kill_at == 0) {
+			cancelled = true;
+			(void)kill(-pid, SIGTERM);
+			(void)kill(pid, SIGTERM);
+			kill_at = hooks_now_ms() + 5000;
+			continue;
+		}
 		if (poll(&pfd, 1, wait) > 0) {
 			char tmp[4096];
 
@@ -156,6 +164,9 @@ hooks_run(const struct vg_strlist *argv, const char *phase, const char *job,
 	prog = log_escape(argv->v[0]);
 	if (r == -1)
 		vg_err_sys(err, "%s command %s", phase, prog);
+	else if (cancelled)
+		vg_err_set(err, VG_ERR_CANCELLED, "%s command %s was stopped: "
+		    "the run was cancelled", phase, prog);
 	else if (timed_out)
 		vg_err_set(err, VG_ERR_ABORT, "%s command %s did not finish "
 		    "within %u s and was stopped", phase, prog, timeout_s);

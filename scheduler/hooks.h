@@ -17,6 +17,8 @@
 #include <stdint.h>
 
 #include "common/config.h"
+#include <signal.h>
+
 #include "common/err.h"
 
 #define HOOKS_TIMEOUT_S		1800	/* 30 min */
@@ -24,11 +26,15 @@
 
 /*
  * Run argv.  phase is "pre" or "post"; status (post only, else NULL) is the
- * run's status so far.  Returns 0 when the command exited 0; -1 with err
- * saying why otherwise (exit status, signal, timeout, cannot start).
+ * run's status so far.  cancel (NULL: none) is the run's cancel flag: once
+ * it is set the command is stopped like one past its timeout (TERM to its
+ * process group, KILL 5 s later) and err's code is VG_ERR_CANCELLED.
+ * Returns 0 when the command exited 0; -1 with err saying why otherwise
+ * (exit status, signal, timeout, cancel, cannot start).
  */
 int	hooks_run(const struct vg_strlist *argv, const char *phase,
 	    const char *job, int64_t run_id, const char *status,
-	    unsigned timeout_s, char **output, struct vg_err *err);
+	    unsigned timeout_s, const volatile sig_atomic_t *cancel,
+	    char **output, struct vg_err *err);
 
 #endif

@@ -14,7 +14,10 @@
  * O_DIRECTORY|O_NOFOLLOW from the target root, and written to a temp file
  * in its own folder that is renamed over the final name; so a symlink
  * planted anywhere in a target path is never written through.  Reading the
- * destination walks the same way.
+ * destination walks the same way.  As root, the target root itself is
+ * opened with plat_open_dir_safe (rs_open_unit_safe): a folder a user owns
+ * on the way to it cannot lead the restore into root's or another user's
+ * folders through a symlink.
  *
  * Durability, in batches like the engine's (docs/architecture.md,
  * "Durability protocol"): up to RS_BATCH_FILES temp files or RS_BATCH_BYTES
@@ -293,7 +296,7 @@ rs_disp(const char *a, const char *b, const char *c)
 	return e != NULL ? e : strdup("?");
 }
 
-static void
+static void __attribute__((format(printf, 3, 0)))
 rs_vmsg(struct rs_ctx *c, bool error, const char *fmt, va_list ap)
 {
 	struct restore_result *r = c->res;
@@ -1190,6 +1193,8 @@ rs_xattrs_same(const struct rs_ctx *c, int sfd, int tfd)
 
 	if (plat_xattr_list(tfd, &tn, &tl) == -1)
 		return errno == ENOTSUP || errno == EOPNOTSUPP;
+	/* ENOTSUP and EOPNOTSUPP are one value on Linux, not everywhere:
+	 * NOLINTNEXTLINE(misc-redundant-expression) */
 	if (plat_xattr_list(sfd, &sn, &sl) == -1 && errno != ENOTSUP &&
 	    errno != EOPNOTSUPP)
 		goto out;
@@ -1867,6 +1872,8 @@ rs_one(struct rs_ctx *c, size_t u, const char *p, enum rs_kind kind,
 		rc = 0;
 		goto out;
 	}
+	/* rs_walk returns only -1, 0 or 1, so sst is filled here:
+	 * NOLINTNEXTLINE(clang-analyzer-core.UndefinedBinaryOperatorResult) */
 	if (!S_ISREG(sst.st_mode) && !S_ISLNK(sst.st_mode) &&
 	    !S_ISDIR(sst.st_mode)) {
 		rs_fail(c, "%s: %s in the backup is not restored", dsrc,
@@ -2277,9 +2284,77 @@ rs_inside(int fd, const struct stat *dst)
 }
 
 /*
+ * Open a target root as root: through plat_open_dir_safe, so that a folder
+ * of the path that a user owns cannot send the restore (which has every
+ * privilege) into root's or another user's folders, by a symlink planted
+ * or swapped in at any time.  Below the root every folder is opened with
+ * O_NOFOLLOW from its parent (rs_walk).  Missing folders are made by the
+ * same walk.  Same contract as rs_open_unit.
+ */
+static int
+rs_open_unit_safe(struct rs_ctx *c, struct rs_unit *un,
+    const struct stat *dst, struct vg_err *err)
+{
+	struct vg_err perr;
+	char *d, *up = NULL, *s;
+	int fd = -1, rc = -1;
+
+	vg_err_clear(&perr);
+	un->tfd = plat_open_dir_safe(un->troot, 0, &perr);
+	if (un->tfd == -1 && errno == ENOENT) {
+		/* the nearest folder that exists, reached the same way */
+		if ((up = strdup(un->troot)) == NULL) {
+			vg_err_set(err, VG_ERR_SYS, "restore: out of memory");
+			goto out;
+		}
+		while (fd == -1 && (s = strrchr(up, '/')) != NULL) {
+			*s = '\0';
+			fd = plat_open_dir_safe(*up != '\0' ? up : "/", 0,
+			    &perr);
+			if (fd == -1 && errno != ENOENT)
+				break;
+		}
+		if (fd == -1 && errno != ENOENT)
+			goto fail;
+		if (fd != -1 && rs_inside(fd, dst))
+			goto inside;
+		if (c->o->dry_run) {
+			rc = 0;
+			goto out;
+		}
+		vg_err_clear(&perr);
+		un->tfd = plat_open_dir_safe(un->troot, PLAT_DIR_MKDIR, &perr);
+	}
+	if (un->tfd == -1)
+		goto fail;
+	if (rs_inside(un->tfd, dst))
+		goto inside;
+	rc = 0;
+	goto out;
+fail:
+	/* perr names the path and the component */
+	vg_err_set_at(err, perr.code, perr.sys_errno, __func__, "restore "
+	    "target %s", perr.msg);
+	goto out;
+inside:
+	d = log_escape(un->troot);
+	vg_err_set(err, VG_ERR_INVALID, "restore target %s is inside the "
+	    "destination of job %s; restoring there would mix files into the "
+	    "backup (hint: choose a folder outside %s)", d != NULL ? d : "?",
+	    c->o->job->name, c->dest);
+	free(d);
+out:
+	if (fd != -1)
+		close(fd);
+	free(up);
+	return rc;
+}
+
+/*
  * Open a target root, creating it (mkdir -p) unless dry run; refuse one
  * that is the destination or inside it, checked on the nearest existing
- * folder before anything is created.
+ * folder before anything is created.  A user's restore opens it by path:
+ * whatever a symlink there leads to, the user could write herself.
  */
 static int
 rs_open_unit(struct rs_ctx *c, struct rs_unit *un, struct vg_err *err)
@@ -2292,6 +2367,8 @@ rs_open_unit(struct rs_ctx *c, struct rs_unit *un, struct vg_err *err)
 		vg_err_sys(err, "destination %s", c->dest);
 		return -1;
 	}
+	if (c->root)
+		return rs_open_unit_safe(c, un, &dst, err);
 	un->tfd = open(un->troot, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (un->tfd == -1 && errno == ENOENT) {
 		/* the nearest folder that exists */

@@ -474,7 +474,8 @@ runner_warn(struct vg_engine_result *res, const char *msg)
 static int
 runner_hook(const struct vg_job_def *job, const char *phase, int64_t run_id,
     const char *status, bool dry_run, FILE *plan_out,
-    struct vg_engine_result *res, struct vg_err *err)
+    const volatile sig_atomic_t *cancel, struct vg_engine_result *res,
+    struct vg_err *err)
 {
 	const struct vg_strlist *argv = strcmp(phase, "pre") == 0 ? &job->pre :
 	    &job->post;
@@ -495,7 +496,7 @@ runner_hook(const struct vg_job_def *job, const char *phase, int64_t run_id,
 		return 0;
 	}
 	rc = hooks_run(argv, phase, job->name, run_id, status, HOOKS_TIMEOUT_S,
-	    &out, err);
+	    cancel, &out, err);
 	if (rc == -1) {
 		snprintf(msg, sizeof msg, "%s%s%s", err->msg,
 		    out != NULL ? "; its output: " : "", out != NULL ? out : "");
@@ -574,9 +575,11 @@ runner_execute(const struct runner_plan *plan,
 	eo.fallback_capture = plan->fallback_capture;
 	vg_err_clear(&cerr);
 	if (runner_hook(job, "pre", plan->run_id, NULL, req->dry_run,
-	    eo.plan_out, res, &cerr) == -1) {
-		/* A failed pre command stops the run before any copy. */
-		res->status = VG_RUN_FAILED;
+	    eo.plan_out, req->cancel, res, &cerr) == -1) {
+		/* A failed pre command stops the run before any copy; a
+		 * cancel stops the pre command. */
+		res->status = cerr.code == VG_ERR_CANCELLED ?
+		    VG_RUN_CANCELLED : VG_RUN_FAILED;
 		if (res->message == NULL)
 			res->message = strdup(cerr.msg);
 		rc = 0;
@@ -593,9 +596,12 @@ runner_execute(const struct runner_plan *plan,
 		vg_err_clear(&cerr);
 		/* A failed post command is a warning; it makes an ok run
 		 * partial, as the copy itself is complete. */
+		/* not cancelled: it may undo what the pre command did; its
+		 * timeout bounds it */
 		if (runner_hook(job, "post", plan->run_id,
 		    store_run_status_name(res->status), req->dry_run,
-		    eo.plan_out, res, &cerr) == -1 && res->status == VG_RUN_OK)
+		    eo.plan_out, NULL, res, &cerr) == -1 &&
+		    res->status == VG_RUN_OK)
 			res->status = VG_RUN_PARTIAL;
 	}
 

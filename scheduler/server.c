@@ -1,5 +1,6 @@
 /* server.c: vigild's control socket (see server.h). */
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -825,6 +826,20 @@ server_next_timeout_ms(const struct vg_server *srv)
 	return d - now > INT_MAX ? INT_MAX : (int)(d - now);
 }
 
+/*
+ * Whether bytes from the peer wait unread in the socket.  Then a hello or
+ * frame deadline that passed is ours: the service's loop was busy (a
+ * request waiting for vigil.db, up to the store's busy timeout), and the
+ * next read takes them; the peer is not late.
+ */
+static bool
+server_input_waits(const struct server_conn *c)
+{
+	int n = 0;
+
+	return ioctl(c->io.fd, FIONREAD, &n) == 0 && n > 0;
+}
+
 static void
 server_expire(struct vg_server *srv)
 {
@@ -842,6 +857,11 @@ server_expire(struct vg_server *srv)
 				server_drop(srv, c, SERVER_DROP_QUIET, NULL);
 			continue;
 		}
+		if (((c->hello_by != 0 && c->hello_by <= now) ||
+		    (c->frame_since != 0 && c->frame_since +
+		    srv->opts.frame_timeout_ms <= now)) &&
+		    server_input_waits(c))
+			continue;
 		if (c->hello_by != 0 && c->hello_by <= now) {
 			snprintf(buf, sizeof buf, "no hello within %d ms of "
 			    "connecting", srv->opts.hello_timeout_ms);

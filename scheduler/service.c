@@ -30,6 +30,10 @@
 #define SVC_STOP_GRACE_MS	20000
 /* After max-runtime's SIGTERM, how long before SIGKILL. */
 #define SVC_KILL_GRACE_MS	30000
+/* A run whose record could not be written (vigil.db held by another
+ * process past the busy timeout) is retried this often, and stays
+ * "running" for status and run --wait until it is written. */
+#define SVC_RECORD_RETRY_MS	2000
 
 enum svc_kind {
 	SVC_SRC_SERVER = 1,
@@ -66,6 +70,9 @@ struct svc_job {
 	int64_t			 done_run;	/* a run that ended at once
 						   (pre-run check) */
 	enum vg_run_status	 done_status;
+	char			*start_error;	/* why the last start failed
+						   (NULL: it did not) */
+	int			 start_code;
 };
 
 struct svc_run {
@@ -84,6 +91,10 @@ struct svc_run {
 	int64_t			 deadline_ms;	/* max-runtime, 0 = none */
 	int64_t			 kill_ms;	/* SIGKILL after this, 0 = not
 						   yet stopping */
+	int64_t			 record_ms;	/* the worker is done but its
+						   record failed: retry at
+						   this time, 0 = no */
+	unsigned		 record_tries;
 	struct svc_run		*next;
 };
 
@@ -139,6 +150,7 @@ svc_job_free(struct svc_job *j)
 		json_decref(j->waiters[i].id);
 	free(j->waiters);
 	sched_job_free(j->sj);
+	free(j->start_error);
 	free(j->name);
 	free(j->definition);
 	free(j);
@@ -405,7 +417,8 @@ svc_arm_deadline(struct svc *s)
 	struct vg_err err;
 
 	for (r = s->runs; r != NULL; r = r->next) {
-		t = r->kill_ms != 0 ? r->kill_ms : r->deadline_ms;
+		t = r->record_ms != 0 ? r->record_ms : r->kill_ms != 0 ?
+		    r->kill_ms : r->deadline_ms;
 		if (t != 0 && (at == 0 || t < at))
 			at = t;
 	}
@@ -550,6 +563,8 @@ svc_run_remove(struct svc *s, struct svc_run *r)
 		s->nrunning--;
 	if (r->round != NULL) {
 		if (quiesce_round_settled(r->round) || r->dry)
+			/* the same as the out-of-memory fallback below, on
+			 * purpose: NOLINTNEXTLINE(bugprone-branch-clone) */
 			quiesce_round_free(s->quiesce, r->round);
 		else if ((st = calloc(1, sizeof *st)) != NULL) {
 			st->round = r->round;
@@ -688,6 +703,43 @@ svc_on_progress(struct worker *w, json_t *progress, void *arg)
 	json_decref(ev);
 }
 
+/*
+ * The worker is done but vigil.db refused its record (another process held
+ * it past the busy timeout): keep the run, "running" to status and run
+ * --wait, and write the record again every SVC_RECORD_RETRY_MS from
+ * svc_deadlines().  False when the run cannot wait (vigild stopping).
+ */
+static bool
+svc_record_later(struct svc *s, struct svc_run *r, const char *why)
+{
+	if (s->stopping)
+		return false;
+	if (r->record_ms == 0) {
+		log_set_context(r->job_name, r->run_id);
+		log_warnx("cannot record the run yet (%s); trying again every "
+		    "%d s", why, SVC_RECORD_RETRY_MS / 1000);
+		log_set_context(NULL, 0);
+		(void)epoll_ctl(s->epfd, EPOLL_CTL_DEL, worker_fd(r->w), NULL);
+	}
+	r->record_tries++;
+	r->deadline_ms = 0;
+	r->kill_ms = 0;
+	r->record_ms = clock_mono_ms(s->clk) + SVC_RECORD_RETRY_MS;
+	svc_arm_deadline(s);
+	return true;
+}
+
+static bool
+svc_record_pending(struct svc *s, int64_t run_id)
+{
+	struct svc_run *r;
+
+	for (r = s->runs; r != NULL; r = r->next)
+		if (r->run_id == run_id && r->record_ms != 0)
+			return true;
+	return false;
+}
+
 static void
 svc_run_finished(struct svc *s, struct svc_run *r)
 {
@@ -705,9 +757,14 @@ svc_run_finished(struct svc *s, struct svc_run *r)
 	}
 	if (r->round != NULL)
 		extra = quiesce_round_details(r->round);
-	if (worker_finish(r->w, s->st, extra, &status, &err) == -1)
+	if (worker_finish(r->w, s->st, extra, &status, &err) == -1) {
+		json_decref(extra);
+		if (!r->dry && svc_record_later(s, r, err.msg))
+			return;
 		log_warnx("run %lld: cannot record it: %s",
 		    (long long)r->run_id, err.msg);
+		extra = NULL;
+	}
 	json_decref(extra);
 	if (r->dry) {
 		const char *plan = worker_plan_text(r->w);
@@ -1065,6 +1122,10 @@ svc_tick(struct svc *s)
 				log_warnx("job %s: cannot start a run: %s",
 				    j->name, err.msg);
 				j->sj->requested = 0;
+				free(j->start_error);
+				j->start_error = strdup(err.msg);
+				j->start_code = err.code != 0 ? err.code :
+				    VG_ERR_INTERNAL;
 				e = control_error(NULL, err.code != 0 ?
 				    err.code : VG_ERR_INTERNAL, err.msg);
 				svc_reply_waiters(s, j, e);
@@ -1176,9 +1237,16 @@ svc_req_run(struct svc *s, const struct server_req *req)
 		j->sj->requested = clock_now(s->clk);
 	j->rescan = j->rescan || rescan;
 	j->done_run = 0;
+	free(j->start_error);
+	j->start_error = NULL;
 	svc_tick(s);
 	if (wait)
 		return NULL;	/* answered when the run ends */
+	if (j->start_error != NULL && j->sj->requested == 0 &&
+	    svc_find_run_of_job(s, j->id) == NULL)
+		/* It could not start (vigil.db held by another process):
+		 * the request is dropped; say why rather than "queued". */
+		return control_error(NULL, j->start_code, j->start_error);
 	ans = json_object();
 	if ((r = svc_find_run_of_job(s, j->id)) != NULL) {
 		json_object_set_new(ans, "run", json_integer(r->run_id));
@@ -1214,6 +1282,12 @@ svc_req_cancel(struct svc *s, const struct server_req *req)
 		snprintf(msg, sizeof msg, "run %lld is not running",
 		    (long long)json_integer_value(idv));
 		return control_error(NULL, VG_ERR_NOTFOUND, msg);
+	}
+	if (r->record_ms != 0) {
+		snprintf(msg, sizeof msg, "run %lld has ended; its record "
+		    "waits for the database (another process holds it)",
+		    (long long)r->run_id);
+		return control_error(NULL, VG_ERR_EXISTS, msg);
 	}
 	pw = getpwuid(req->peer->uid);
 	if (pw != NULL)
@@ -1491,12 +1565,27 @@ svc_stop(struct svc *s, const char *why)
 static void
 svc_deadlines(struct svc *s)
 {
-	struct svc_run *r;
+	struct svc_run *r, *next;
 	struct svc_job *j;
-	int64_t now = clock_mono_ms(s->clk);
+	int64_t now = clock_mono_ms(s->clk), id;
+	unsigned tries;
 	char msg[256];
 
-	for (r = s->runs; r != NULL; r = r->next) {
+	for (r = s->runs; r != NULL; r = next) {
+		next = r->next;
+		if (r->record_ms != 0) {
+			if (now >= r->record_ms) {
+				id = r->run_id;
+				tries = r->record_tries;
+				svc_run_finished(s, r);	/* frees r once
+							   recorded */
+				if (!svc_record_pending(s, id))
+					log_info("run %lld: recorded after %u "
+					    "failed tries", (long long)id,
+					    tries);
+			}
+			continue;
+		}
 		if (r->kill_ms != 0 && now >= r->kill_ms) {
 			log_warnx("run %lld did not stop: killing its worker",
 			    (long long)r->run_id);

@@ -424,6 +424,8 @@ snapshot_take_one(struct vg_store *st, struct snapshot_set *set,
 				}
 				m = &set->m[idx];
 			}
+			/* cppcheck-suppress nullPointerRedundantCheck ; m is
+			 * set just above when the find failed */
 			if (asprintf(&ent->read_from, "%s%s%s", m->path,
 			    rel[0] ? "/" : "", rel) == -1) {
 				ent->read_from = NULL;

@@ -241,6 +241,8 @@ vs_walk_dir(struct vs_walk *w, int fd, bool remove_all)
 			}
 		} else {
 			if (!remove_all) {
+				/* w->path stays w's (freed at versions_prune's out):
+				 * NOLINTNEXTLINE(clang-analyzer-unix.Malloc) */
 				cnt = vs_set_get(&w->seen, w->path, w->len);
 				if (cnt == NULL) {
 					vg_err_set(w->err, VG_ERR_SYS,

@@ -32,6 +32,9 @@ struct worker {
 	enum vg_run_status	 stop_status;
 	char			*stop_message;
 	int			 signals_sent;
+	bool			 reaped;	/* waited for: never signal
+						   the pid again */
+	int			 wstatus;
 };
 
 static volatile sig_atomic_t worker_cancel;
@@ -316,6 +319,8 @@ worker_stop(struct worker *w, enum vg_run_status status, const char *message)
 		free(w->stop_message);
 		w->stop_message = message != NULL ? strdup(message) : NULL;
 	}
+	if (w->reaped)
+		return;
 	if (w->signals_sent++ == 0)
 		(void)kill(w->pid, SIGTERM);
 	else
@@ -325,6 +330,8 @@ worker_stop(struct worker *w, enum vg_run_status status, const char *message)
 void
 worker_kill(struct worker *w)
 {
+	if (w->reaped)
+		return;
 	(void)kill(w->pid, SIGKILL);
 	w->signals_sent++;
 }
@@ -334,10 +341,17 @@ worker_reap(struct worker *w, int *wstatus)
 {
 	pid_t r;
 
+	if (w->reaped) {	/* worker_finish() again: a record retried */
+		*wstatus = w->wstatus;
+		return 0;
+	}
 	for (;;) {
 		r = waitpid(w->pid, wstatus, 0);
-		if (r == w->pid)
+		if (r == w->pid) {
+			w->reaped = true;
+			w->wstatus = *wstatus;
 			return 0;
+		}
 		if (r == -1 && errno == EINTR)
 			continue;
 		return -1;

@@ -72,7 +72,9 @@ void	worker_stop(struct worker *w, enum vg_run_status status,
 	    const char *message);
 void	worker_kill(struct worker *w);
 
-/* Reap the child and record the run.  *status is the recorded status. */
+/* Reap the child and record the run.  *status is the recorded status.
+ * -1 when the record could not be written (err says why): call it again
+ * later; the child is reaped only once. */
 /* extra: more of the record (see runner_record()); may be NULL. */
 int	worker_finish(struct worker *w, struct vg_store *st, json_t *extra,
 	    enum vg_run_status *status, struct vg_err *err);

@@ -228,6 +228,8 @@ tray_model_set_status(struct tray_model *m, json_t *status, int64_t now_ms)
 		return -1;
 	json_array_foreach(json_object_get(status, "jobs"), i, jo) {
 		j = &jobs[i];
+		/* the loop runs only when the array has n > 0 entries, so jobs
+		 * is set: NOLINTNEXTLINE(clang-analyzer-core.NullDereference) */
 		j->id = tray_jint(jo, "id");
 		j->name = strdup(tray_jstr(jo, "name"));
 		owner = tray_jstr(jo, "owner");

@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/fs.h>
 #include <linux/magic.h>
 #include <linux/openat2.h>
@@ -21,6 +22,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/err.h"
+#include "common/log.h"
 #include "common/platform.h"
 
 #ifndef FICLONE
@@ -174,6 +177,284 @@ plat_open_beneath(int dirfd, const char *path, int flags, mode_t mode)
 	return plat_open_walk(dirfd, path, flags, mode);
 }
 
+/* ---- resolving a path safely ---- */
+
+#define PLAT_SAFE_MAXLINKS	40
+
+/* The walk of plat_open_dir_safe: what it has resolved so far, as text
+ * (for messages only; cut when too long). */
+struct plat_chase {
+	const char	*path;		/* as the caller gave it */
+	struct vg_err	*err;
+	char		 done[PATH_MAX];
+	size_t		 dlen;
+};
+
+/*
+ * Going from a (the folder the walk is in, or a symlink it follows) to b:
+ * unsafe when a belongs to a user and b to another uid.  From root's
+ * folders everything is allowed (root put it there).
+ */
+static bool
+plat_unsafe_step(const struct stat *a, const struct stat *b)
+{
+	return a->st_uid != 0 && a->st_uid != b->st_uid;
+}
+
+static const char *
+plat_kind(mode_t m)
+{
+	return S_ISLNK(m) ? "a symlink" : S_ISDIR(m) ? "a folder" :
+	    "an entry";
+}
+
+static void
+plat_chase_push(struct plat_chase *ch, const char *name)
+{
+	size_t n = strlen(name);
+
+	if (ch->dlen + 1 + n + 1 > sizeof ch->done)
+		return;
+	ch->done[ch->dlen++] = '/';
+	memcpy(ch->done + ch->dlen, name, n + 1);
+	ch->dlen += n;
+}
+
+static void
+plat_chase_pop(struct plat_chase *ch)
+{
+	while (ch->dlen > 0 && ch->done[ch->dlen - 1] != '/')
+		ch->dlen--;
+	if (ch->dlen > 0)
+		ch->dlen--;
+	ch->done[ch->dlen] = '\0';
+}
+
+/* Fill err for a failure at component name (e: errno, 0 for unsafe). */
+static void
+plat_chase_fail(struct plat_chase *ch, const char *name, int e,
+    const struct stat *from, const struct stat *to, const char *to_what,
+    const char *link)
+{
+	char *dp = log_escape(ch->path), *dn = log_escape(name);
+	char *dd = log_escape(ch->dlen > 0 ? ch->done : "/");
+	char *dl = link != NULL ? log_escape(link) : NULL;
+
+	if (e == 0)
+		vg_err_set(ch->err, VG_ERR_PERM, "%s: refused at %s in %s: "
+		    "%s owned by uid %lu%s%s leads to %s owned by uid %lu; "
+		    "as root, a path is not followed out of one user's "
+		    "folder into what another uid owns (hint: name the real "
+		    "folder, or remove the link)", dp ? dp : "?",
+		    dn ? dn : "?", dd ? dd : "?", plat_kind(from->st_mode),
+		    (unsigned long)from->st_uid, dl ? " pointing to " : "",
+		    dl ? dl : "", to_what, (unsigned long)to->st_uid);
+	else if (e == ELOOP)
+		vg_err_set_at(ch->err, VG_ERR_SYS, e, __func__, "%s: more "
+		    "than %d symlinks met at %s in %s", dp ? dp : "?",
+		    PLAT_SAFE_MAXLINKS, dn ? dn : "?", dd ? dd : "?");
+	else
+		vg_err_sys_at(ch->err, e, __func__, "%s: at %s in %s",
+		    dp ? dp : "?", dn ? dn : "?", dd ? dd : "?");
+	free(dp);
+	free(dn);
+	free(dd);
+	free(dl);
+}
+
+static void
+plat_chase_errno(struct plat_chase *ch, const char *name, int e)
+{
+	/* e == 0 would mean "unsafe", which needs the two stats */
+	plat_chase_fail(ch, name, e != 0 ? e : EIO, NULL, NULL, NULL, NULL);
+}
+
+int
+plat_open_dir_safe(const char *path, int flags, struct vg_err *err)
+{
+	struct plat_chase ch;
+	struct stat cur, nst, rst;
+	char name[NAME_MAX + 1], *todo = NULL, *nt, *cwd = NULL, *link = NULL;
+	const char *p, *slash;
+	size_t n;
+	ssize_t ll;
+	mode_t mkmode = (flags & PLAT_DIR_PRIVATE) ? 0700 : 0777;
+	int fd = -1, nfd = -1, links = 0, e = 0, ret = -1;
+	bool made;
+
+	memset(&ch, 0, sizeof ch);
+	ch.path = path != NULL ? path : "";
+	ch.err = err;
+	if (path == NULL || *path == '\0') {
+		e = EINVAL;
+		vg_err_set_at(err, VG_ERR_INVALID, e, __func__, "an empty "
+		    "path cannot be opened");
+		goto out;
+	}
+	if (path[0] != '/') {
+		if ((cwd = getcwd(NULL, 0)) == NULL) {
+			e = errno;
+			vg_err_sys_at(err, e, __func__, "%s: the working "
+			    "folder is unknown", "relative path");
+			goto out;
+		}
+		if (asprintf(&todo, "%s/%s", cwd, path) == -1)
+			todo = NULL;
+	} else
+		todo = strdup(path);
+	if (todo == NULL || (link = malloc(PATH_MAX)) == NULL) {
+		e = ENOMEM;
+		vg_err_sys_at(err, e, __func__, "resolving a path");
+		goto out;
+	}
+	if ((fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC)) == -1 ||
+	    fstat(fd, &cur) == -1) {
+		e = errno;
+		plat_chase_errno(&ch, "/", e);
+		goto out;
+	}
+	p = todo;
+	for (;;) {
+		while (*p == '/')
+			p++;
+		if (*p == '\0')
+			break;
+		slash = strchr(p, '/');
+		n = slash != NULL ? (size_t)(slash - p) : strlen(p);
+		if (n > NAME_MAX) {
+			e = ENAMETOOLONG;
+			plat_chase_errno(&ch, "a component", e);
+			goto out;
+		}
+		memcpy(name, p, n);
+		name[n] = '\0';
+		p += n;
+		if (strcmp(name, ".") == 0)
+			continue;
+		if (strcmp(name, "..") == 0) {
+			if ((nfd = openat(fd, "..", O_PATH | O_DIRECTORY |
+			    O_CLOEXEC)) == -1 || fstat(nfd, &nst) == -1) {
+				e = errno;
+				plat_chase_errno(&ch, name, e);
+				goto out;
+			}
+			if (plat_unsafe_step(&cur, &nst)) {
+				plat_chase_fail(&ch, name, 0, &cur, &nst,
+				    "its parent folder", NULL);
+				e = EPERM;
+				goto out;
+			}
+			close(fd);
+			fd = nfd;
+			nfd = -1;
+			cur = nst;
+			plat_chase_pop(&ch);
+			continue;
+		}
+		made = false;
+		nfd = openat(fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (nfd == -1 && errno == ENOENT && (flags & PLAT_DIR_MKDIR)) {
+			if (mkdirat(fd, name, mkmode) == 0)
+				made = true;
+			else if (errno != EEXIST) {
+				e = errno;
+				plat_chase_errno(&ch, name, e);
+				goto out;
+			}
+			nfd = openat(fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		}
+		if (nfd == -1 || fstat(nfd, &nst) == -1) {
+			e = errno;
+			plat_chase_errno(&ch, name, e);
+			goto out;
+		}
+		if (S_ISLNK(nst.st_mode)) {
+			if (plat_unsafe_step(&cur, &nst)) {
+				plat_chase_fail(&ch, name, 0, &cur, &nst,
+				    "a symlink", NULL);
+				e = EPERM;
+				goto out;
+			}
+			if (++links > PLAT_SAFE_MAXLINKS) {
+				e = ELOOP;
+				plat_chase_errno(&ch, name, e);
+				goto out;
+			}
+			if ((ll = readlinkat(nfd, "", link, PATH_MAX)) == -1 ||
+			    ll >= PATH_MAX || ll == 0) {
+				e = ll == -1 ? errno : ll == 0 ? ENOENT :
+				    ENAMETOOLONG;
+				plat_chase_errno(&ch, name, e);
+				goto out;
+			}
+			link[ll] = '\0';
+			if (asprintf(&nt, "%s%s", link, p) == -1) {
+				e = ENOMEM;
+				plat_chase_errno(&ch, name, e);
+				goto out;
+			}
+			if (link[0] == '/') {
+				close(fd);
+				if ((fd = open("/", O_PATH | O_DIRECTORY |
+				    O_CLOEXEC)) == -1 || fstat(fd, &rst) == -1) {
+					e = errno;
+					free(nt);
+					plat_chase_errno(&ch, "/", e);
+					goto out;
+				}
+				if (plat_unsafe_step(&nst, &rst)) {
+					free(nt);
+					plat_chase_fail(&ch, name, 0, &nst,
+					    &rst, "/", link);
+					e = EPERM;
+					goto out;
+				}
+				cur = rst;
+				ch.dlen = 0;
+				ch.done[0] = '\0';
+			}
+			close(nfd);
+			nfd = -1;
+			free(todo);
+			todo = nt;
+			p = todo;
+			continue;
+		}
+		if (!S_ISDIR(nst.st_mode)) {
+			e = ENOTDIR;
+			plat_chase_errno(&ch, name, e);
+			goto out;
+		}
+		if (!made && plat_unsafe_step(&cur, &nst)) {
+			plat_chase_fail(&ch, name, 0, &cur, &nst, "a folder",
+			    NULL);
+			e = EPERM;
+			goto out;
+		}
+		close(fd);
+		fd = nfd;
+		nfd = -1;
+		cur = nst;
+		plat_chase_push(&ch, name);
+	}
+	if ((ret = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) ==
+	    -1) {
+		e = errno;
+		plat_chase_errno(&ch, ".", e);
+	}
+out:
+	if (nfd != -1)
+		close(nfd);
+	if (fd != -1)
+		close(fd);
+	free(todo);
+	free(link);
+	free(cwd);
+	if (ret == -1)
+		errno = e != 0 ? e : EIO;
+	return ret;
+}
+
 /*
  * The xattr calls work on an open file (fd, path NULL) or on a path that
  * is looked up (path; the calls follow a last symlink, which for the
@@ -204,10 +485,11 @@ plat_x_list_all(int fd, const char *path, char **names, size_t *len)
 	*len = 0;
 	for (;;) {
 		n = plat_x_list(fd, path, NULL, 0);
-		if (n == -1)
-			return -1;
-		if (n == 0)
-			return 0;
+		if (n <= 0) {
+			/* a later round (after ERANGE) still owns buf */
+			free(buf);
+			return n == 0 ? 0 : -1;
+		}
 		if ((nb = realloc(buf, (size_t)n)) == NULL) {
 			free(buf);
 			return -1;
@@ -242,8 +524,10 @@ plat_x_get_all(int fd, const char *path, const char *name, void **value,
 	*len = 0;
 	for (;;) {
 		n = plat_x_get(fd, path, name, NULL, 0);
-		if (n == -1)
+		if (n == -1) {
+			free(buf);	/* a later round (after ERANGE) owns it */
 			return -1;
+		}
 		if ((nb = realloc(buf, n ? (size_t)n : 1)) == NULL) {
 			free(buf);
 			return -1;
@@ -464,6 +748,8 @@ plat_mountinfo(dev_t dev, char *fstype, size_t typelen, char *opts,
 		return -1;
 	while (getline(&line, &cap, fp) != -1) {
 		/* id parent maj:min root mountpoint opts [tags] - type src sopts */
+		/* mountinfo is the kernel's: maj:min fit an unsigned:
+		 * NOLINTNEXTLINE(cert-err34-c) */
 		if (sscanf(line, "%*u %*u %u:%u", &maj, &min) != 2)
 			continue;
 		if (makedev(maj, min) != dev)

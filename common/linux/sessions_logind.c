@@ -49,7 +49,6 @@ static int
 logind_read(const char *id, struct vg_session *ss)
 {
 	char *str = NULL;
-	int r;
 
 	sessions_copy(ss->id, sizeof ss->id, id);
 	if (sd_session_get_uid(id, &ss->uid) < 0)
@@ -65,7 +64,7 @@ logind_read(const char *id, struct vg_session *ss)
 		ss->type = sessions_type_parse(str);
 	free(str);
 	str = NULL;
-	if ((r = sd_session_get_state(id, &str)) < 0)
+	if (sd_session_get_state(id, &str) < 0)
 		return -1;
 	ss->state = sessions_state_parse(str);
 	free(str);

@@ -162,6 +162,8 @@ utmp_flush(struct vg_sessions *s, struct vg_err *err)
 			ev = (const struct inotify_event *)p;
 			if (ev->mask & (IN_Q_OVERFLOW | IN_IGNORED |
 			    IN_DELETE_SELF | IN_MOVE_SELF))
+				/* two reasons, one outcome, kept apart to read:
+				 * NOLINTNEXTLINE(bugprone-branch-clone) */
 				changed = 1;
 			else if (ev->len > 0 && strcmp(ev->name, u->base) == 0)
 				changed = 1;

@@ -40,7 +40,7 @@ main(int argc, char *argv[])
 		return 2;
 	}
 	if ((d = XOpenDisplay(NULL)) == NULL)
-		return 1;
+		return 1;	/* cppcheck-suppress resourceLeak ; exits */
 	XSetErrorHandler(on_error);
 	root = DefaultRootWindow(d);
 	XSelectInput(d, root, SubstructureRedirectMask |
@@ -48,7 +48,7 @@ main(int argc, char *argv[])
 	XSync(d, False);
 	if (wm_taken) {
 		fprintf(stderr, "fakewm: another window manager runs\n");
-		return 1;
+		return 1;	/* cppcheck-suppress resourceLeak ; exits */
 	}
 	wmcheck = XInternAtom(d, "_NET_SUPPORTING_WM_CHECK", False);
 	supported = XInternAtom(d, "_NET_SUPPORTED", False);

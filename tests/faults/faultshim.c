@@ -170,7 +170,7 @@ fs_die(const char *msg, const char *what)
 	_exit(98);
 }
 
-static void
+static void __attribute__((format(printf, 1, 2)))
 fs_logf(const char *fmt, ...)
 {
 	char buf[PATH_MAX + 256];
@@ -265,7 +265,7 @@ fs_init(void)
 	}
 	fs_count = mmap(NULL, sizeof *fs_count, PROT_READ | PROT_WRITE,
 	    inherit ? MAP_SHARED | MAP_ANONYMOUS : MAP_PRIVATE | MAP_ANONYMOUS,
-	    -1, 0);
+	    -1, 0);	/* cppcheck-suppress invalidFunctionArg ; anonymous: fd -1 */
 	if (fs_count == MAP_FAILED)
 		fs_count = &fs_count_private;
 	*fs_count = 0;

@@ -9,6 +9,10 @@ cleanly.
   --case fifo        a FIFO and a socket in the source: the run does not hang
                      (30 s limit), ends partial (exit 3), and `vigil log RUN`
                      lists both by path; the other files are copied.
+  --case deep        a tree 1,100 folders deep (deeper than the walks go):
+                     backup and archive runs end partial naming the folder
+                     at the limit "too-deep", copy what is above it, and
+                     do not crash.
   --case unreadable  a chmod 000 file and folder, backed up by an
                      unprivileged test user (root ignores modes, so as root
                      this could not fail): listed by path, exit 3, the other
@@ -178,6 +182,79 @@ def case_fifo(t):
             "(exit %d)" % p.returncode, describe(p))
 
 
+# -- a hostile, very deep tree -----------------------------------------------
+
+DEPTH = 1100        # more than ENGINE_MAX_DEPTH (1024)
+LIMIT = 1024
+
+
+def make_deep(root, depth):
+    """root/d/d/.../d, depth folders, with a file f in each; built with
+    directory fds (the path is far past PATH_MAX)."""
+    os.mkdir(root)
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    for i in range(depth):
+        with open(os.open("f", os.O_WRONLY | os.O_CREAT, 0o644,
+                          dir_fd=fd), "wb") as f:
+            f.write(b"level %d\n" % i)
+        os.mkdir("d", dir_fd=fd)
+        nfd = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+        os.close(fd)
+        fd = nfd
+    os.close(fd)
+
+
+def deep_levels(root):
+    """How many levels of root hold their file f with the right content."""
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    n = 0
+    try:
+        while True:
+            try:
+                with open(os.open("f", os.O_RDONLY, dir_fd=fd), "rb") as f:
+                    if f.read() != b"level %d\n" % n:
+                        break
+                n += 1
+                nfd = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            except OSError:
+                break
+            os.close(fd)
+            fd = nfd
+    finally:
+        os.close(fd)
+    return n
+
+
+def case_deep(t):
+    sys.setrecursionlimit(20000)    # the helpers that walk trees recurse
+    src, dst, adst = t.path("src"), t.path("dst"), t.path("adst")
+    make_deep(src, DEPTH)
+    v = Vigil(t, t.path("state"))
+    v.import_jobs(job_ini("deep", src, dst) + "\n" +
+                  job_ini("deeparc", src, adst, mode="archive",
+                          format="tar.gz"))
+    for job in ("deep", "deeparc"):
+        p = v.run(job, timeout=120)
+        t.check(p.returncode == RC_PARTIAL, "%s: a tree %d folders deep: "
+                "the run ends partial, exit 3 (got %d)"
+                % (job, DEPTH, p.returncode), describe(p))
+        rec = v.last_run(job)
+        log = v.log(rec["id"])
+        probs = [f for f in log.get("problems") or []
+                 if isinstance(f, dict) and f.get("problem") == "too-deep"]
+        t.check(len(probs) == 1, "%s: one folder is named too-deep (%d)"
+                % (job, len(probs)), repr(log)[:1500])
+        depth = probs[0]["path"].count("/") if probs else -1
+        t.check(LIMIT - 2 <= depth <= LIMIT + 2, "%s: the folder named is "
+                "at the limit, %d levels down (%d)" % (job, LIMIT, depth))
+    n = deep_levels(dst)
+    t.check(LIMIT - 2 <= n <= LIMIT + 2, "backup: the %d levels above the "
+            "limit are copied (%d)" % (LIMIT, n))
+    arcs = [f for f in os.listdir(adst) if f.endswith(".tar.gz")]
+    t.check(len(arcs) == 1, "archive: one archive written (%s)" % arcs)
+    t.check(find_tmp_leftovers(dst) == [], "no temp file left")
+
+
 # -- unreadable, as an unprivileged user -------------------------------------
 
 USER = "vigiltest"
@@ -263,7 +340,7 @@ def case_unreadable(t):
 
 
 def main(t):
-    {"diskfull": case_diskfull, "fifo": case_fifo,
+    {"diskfull": case_diskfull, "fifo": case_fifo, "deep": case_deep,
      "unreadable": case_unreadable}[t.args.case](t)
 
 
@@ -271,6 +348,6 @@ if __name__ == "__main__":
     t = Test("faults", "disk full, FIFOs and unreadable files",
              add_args=lambda ap: ap.add_argument(
                  "--case", required=True,
-                 choices=["diskfull", "fifo", "unreadable"]))
+                 choices=["diskfull", "fifo", "deep", "unreadable"]))
     t.name = "faults-" + t.args.case
     t.main(main)

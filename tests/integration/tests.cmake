@@ -31,6 +31,8 @@ vigil_integration_test(faults_fifo test_faults.py ARGS --case fifo
   TIMEOUT 120)
 vigil_integration_test(faults_unreadable test_faults.py ARGS --case unreadable
   TIMEOUT 120)
+vigil_integration_test(faults_deep test_faults.py ARGS --case deep
+  TIMEOUT 300)
 vigil_integration_test(jobs_cli test_jobs_cli.py TIMEOUT 120)
 vigil_integration_test(restore_cli test_restore_cli.py TIMEOUT 180)
 
@@ -128,3 +130,35 @@ set_tests_properties(e2e_nspawn PROPERTIES LABELS e2e
 vigil_integration_test(archive test_archive.py TIMEOUT 300)
 vigil_integration_test(jobs_edit test_jobs_edit.py TIMEOUT 60)
 vigil_integration_test(hooks test_hooks.py TIMEOUT 60)
+# Attacks of a local user on a root vigild in system mode (issue 8): symlink
+# swaps during backups, restore targets, planted temp/staging/socket paths,
+# hooks' uid, modes.  Root only (77 otherwise; a failure under CI=true).
+vigil_integration_test(attacks test_attacks.py TIMEOUT 600)
+
+# The kill loop (issue 8): SIGKILL of the worker at random points of mirror
+# and archive runs through the real vigild, each followed by a run to the
+# end and the checks (equal trees, no temp files, integrity_check of both
+# DBs).  200 kills per mode, about 3 minutes; 150 under the sanitizers,
+# where a kill takes about twice as long (about 3.5 minutes).
+if(VIGIL_SANITIZE)
+  set(VIGIL_KILLLOOP_KILLS 150)
+else()
+  set(VIGIL_KILLLOOP_KILLS 200)
+endif()
+vigil_integration_test(killloop test_killloop.py TIMEOUT 900
+  ARGS --kills ${VIGIL_KILLLOOP_KILLS})
+
+# `cmake --build BUILD --target soak`: the long versions, not run by ctest
+# (1000 kills per mode, 15 to 20 minutes in a release build).
+add_custom_target(soak
+  COMMAND ${VIGIL_PYTHON3} ${VIGIL_INTEG_DIR}/test_killloop.py
+          --vigil $<TARGET_FILE:vigil> --vigild $<TARGET_FILE:vigild>
+          --kills 1000
+  DEPENDS vigil vigild
+  USES_TERMINAL
+  COMMENT "soak: the kill loop with 1000 kills per mode")
+
+# vigil.db held by another process (BEGIN EXCLUSIVE, 10 s and 13 s) under
+# the CLI in local mode and two services; twenty CLIs at once during a run
+# (service and local mode).  About 45 s.
+vigil_integration_test(busy test_busy.py TIMEOUT 240)

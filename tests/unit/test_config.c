@@ -803,8 +803,10 @@ setup_tmp(void **state)
 		return -1;
 	snprintf(t->root, sizeof t->root, "%s/vigil-test-config.XXXXXX",
 	    dir != NULL && *dir != '\0' ? dir : "/tmp");
-	if (mkdtemp(t->root) == NULL)
+	if (mkdtemp(t->root) == NULL) {
+		free(t);
 		return -1;
+	}
 	*state = t;
 	return 0;
 }

@@ -143,8 +143,8 @@ rm_rf_at(int dfd, const char *name)
 		fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
 		if (fd >= 0 && (dp = fdopendir(fd)) != NULL) {
 			while ((de = readdir(dp)) != NULL) {
-				if (strcmp(de->d_name, ".") &&
-				    strcmp(de->d_name, ".."))
+				if (strcmp(de->d_name, ".") != 0 &&
+				    strcmp(de->d_name, "..") != 0)
 					rm_rf_at(dirfd(dp), de->d_name);
 			}
 			closedir(dp);
@@ -196,7 +196,7 @@ struct snap {
 	size_t	 len, cap;
 };
 
-static void
+static void __attribute__((format(printf, 2, 3)))
 snap_add(struct snap *s, const char *fmt, ...)
 {
 	va_list	 ap;
@@ -266,7 +266,7 @@ snapshot(const char *path)
 {
 	struct snap	 s = { NULL, 0, 0 };
 
-	snap_add(&s, "");
+	snap_add(&s, "%s", "");	/* allocates the empty buffer */
 	snap_dir(&s, path, true);
 	return s.buf;
 }

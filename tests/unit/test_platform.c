@@ -21,6 +21,7 @@
 
 #include <cmocka.h>
 
+#include "common/err.h"
 #include "common/platform.h"
 
 struct pfx {
@@ -370,6 +371,219 @@ test_syncfs(void **state)
 	assert_int_equal(plat_syncfs(-1), -1);
 }
 
+/* ---- plat_open_dir_safe ---- */
+
+#define OTHER_UID	4242	/* "alice": owns folders, plants links */
+#define THIRD_UID	4243	/* "bob" */
+
+static const char *
+pj(struct pfx *f, const char *rel)
+{
+	static char	 buf[4][2048];
+	static int	 k;
+
+	k = (k + 1) % 4;
+	snprintf(buf[k], sizeof(buf[k]), "%s/%s", f->dir, rel);
+	return buf[k];
+}
+
+static void
+mk(struct pfx *f, const char *rel, uid_t uid)
+{
+	assert_int_equal(mkdir(pj(f, rel), 0755), 0);
+	assert_int_equal(chmod(pj(f, rel), 0755), 0);
+	if (uid != (uid_t)-1)
+		assert_int_equal(chown(pj(f, rel), uid, uid), 0);
+}
+
+static void
+ln(struct pfx *f, const char *target, const char *rel, uid_t uid)
+{
+	assert_int_equal(symlink(target, pj(f, rel)), 0);
+	if (uid != (uid_t)-1)
+		assert_int_equal(lchown(pj(f, rel), uid, uid), 0);
+}
+
+/* fd is the folder rel (under the test folder; "/..." as it is) names (stat
+ * follows links, as a plain open would) */
+static void
+is_dir(int fd, struct pfx *f, const char *rel)
+{
+	struct stat	 a, b;
+
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &a), 0);
+	assert_int_equal(stat(rel[0] == '/' ? rel : pj(f, rel), &b), 0);
+	assert_true(a.st_dev == b.st_dev && a.st_ino == b.st_ino);
+	/* a real folder fd: listing and syncfs work on it */
+	assert_int_equal(plat_syncfs(fd), 0);
+	close(fd);
+}
+
+/* Opening path fails with errno e and a message holding each of the
+ * words given (a NULL-terminated list). */
+static void
+refused_words(const char *path, int flags, int e, const char *const *words)
+{
+	struct vg_err	 err;
+	int		 fd;
+
+	vg_err_clear(&err);
+	errno = 0;
+	fd = plat_open_dir_safe(path, flags, &err);
+	if (fd != -1)
+		close(fd);
+	assert_int_equal(fd, -1);
+	assert_int_equal(errno, e);
+	for (; *words != NULL; words++)
+		if (strstr(err.msg, *words) == NULL)
+			fail_msg("\"%s\" not in: %s", *words, err.msg);
+}
+#define refused(path, flags, e, ...) refused_words((path), (flags), (e), \
+	(const char *const[]){ __VA_ARGS__, NULL })
+
+static void
+test_open_dir_safe_walks_and_follows(void **state)
+{
+	struct pfx	*f = *state;
+	struct vg_err	 err;
+	int		 fd, cwd;
+
+	mk(f, "a", -1);
+	mk(f, "a/b", -1);
+	mk(f, "a/c", -1);
+	ln(f, "b", "a/lb", -1);
+	ln(f, "lb", "a/llb", -1);
+	ln(f, pj(f, "a/c"), "a/lc", -1);
+	is_dir(plat_open_dir_safe(pj(f, "a/b"), 0, &err), f, "a/b");
+	is_dir(plat_open_dir_safe(pj(f, "a//./b/"), 0, &err), f, "a/b");
+	is_dir(plat_open_dir_safe(pj(f, "a/b/../c"), 0, &err), f, "a/c");
+	is_dir(plat_open_dir_safe(pj(f, "a/lb"), 0, &err), f, "a/b");
+	is_dir(plat_open_dir_safe(pj(f, "a/llb/../c"), 0, &err), f, "a/c");
+	is_dir(plat_open_dir_safe("/", 0, &err), f, "/");
+	/* an absolute link: from root's folders (root runs the tests in CI)
+	 * it is followed; from a folder of a user, it leads to / (root's) */
+	if (geteuid() == 0)
+		is_dir(plat_open_dir_safe(pj(f, "a/lc"), 0, &err), f, "a/c");
+	else
+		refused(pj(f, "a/lc"), 0, EPERM, "lc");
+	/* relative: from the working folder */
+	cwd = open(".", O_RDONLY | O_DIRECTORY);
+	assert_true(cwd >= 0);
+	assert_int_equal(chdir(f->dir), 0);
+	fd = plat_open_dir_safe("a/lb", 0, &err);
+	assert_int_equal(fchdir(cwd), 0);
+	close(cwd);
+	is_dir(fd, f, "a/b");
+}
+
+static void
+test_open_dir_safe_errors_name_the_component(void **state)
+{
+	struct pfx	*f = *state;
+	char		 longname[NAME_MAX + 10];
+	int		 fd;
+
+	mk(f, "a", -1);
+	fd = open(pj(f, "a/file"), O_WRONLY | O_CREAT, 0644);
+	assert_true(fd >= 0);
+	close(fd);
+	ln(f, "l2", "a/l1", -1);
+	ln(f, "l1", "a/l2", -1);
+	ln(f, "nowhere", "a/dangling", -1);
+	refused(pj(f, "a/nothere/x"), 0, ENOENT, pj(f, "a/nothere/x"),
+	    "nothere");
+	refused(pj(f, "a/file/x"), 0, ENOTDIR, "file");
+	refused(pj(f, "a/file"), PLAT_DIR_MKDIR, ENOTDIR, "file");
+	refused(pj(f, "a/l1"), 0, ELOOP, "symlinks");
+	refused(pj(f, "a/dangling"), 0, ENOENT, "nowhere");
+	refused("", 0, EINVAL, "empty");
+	memset(longname, 'x', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	refused(pj(f, longname), 0, ENAMETOOLONG, "component");
+	assert_int_equal(plat_open_dir_safe(pj(f, "a/nothere"), 0, NULL), -1);
+}
+
+static void
+test_open_dir_safe_mkdir(void **state)
+{
+	struct pfx	*f = *state;
+	struct vg_err	 err;
+	struct stat	 st;
+	mode_t		 um;
+
+	um = umask(022);
+	mk(f, "a", -1);
+	is_dir(plat_open_dir_safe(pj(f, "a/n1/n2"), PLAT_DIR_MKDIR, &err), f,
+	    "a/n1/n2");
+	assert_int_equal(stat(pj(f, "a/n1"), &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0755);
+	is_dir(plat_open_dir_safe(pj(f, "a/p1/p2"), PLAT_DIR_MKDIR |
+	    PLAT_DIR_PRIVATE, &err), f, "a/p1/p2");
+	assert_int_equal(stat(pj(f, "a/p1/p2"), &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0700);
+	/* made through a link too, never in place of it */
+	ln(f, "n1", "a/ln", -1);
+	is_dir(plat_open_dir_safe(pj(f, "a/ln/n3"), PLAT_DIR_MKDIR, &err), f,
+	    "a/n1/n3");
+	umask(um);
+}
+
+/*
+ * The unsafe transitions, with folders and links of two other uids: a
+ * user's folder U (alice) in root's test folder, root's folder R.
+ */
+static void
+test_open_dir_safe_refuses_unsafe_transitions(void **state)
+{
+	struct pfx	*f = *state;
+	struct vg_err	 err;
+
+	if (geteuid() != 0) {
+		/* chown to another uid needs root */
+		skip();
+	}
+	mk(f, "u", OTHER_UID);
+	mk(f, "u/own", OTHER_UID);
+	mk(f, "u/own/deeper", OTHER_UID);
+	mk(f, "u/bobs", THIRD_UID);
+	mk(f, "u/roots", 0);
+	mk(f, "r", 0);
+	mk(f, "r/bobs", THIRD_UID);
+	mk(f, "r/bobs/alices", OTHER_UID);
+	ln(f, pj(f, "r"), "u/abs", OTHER_UID);	/* -> / (root's) */
+	ln(f, "own", "u/rel", OTHER_UID);	/* stays in her folder */
+	ln(f, "own", "u/bobslink", THIRD_UID);	/* bob's link in hers */
+	ln(f, "../r", "u/up", OTHER_UID);	/* .. out of her folder */
+	ln(f, pj(f, "u/own"), "r/toalice", 0);	/* root's link: fine */
+
+	/* allowed: within one uid, and anything from root's folders */
+	is_dir(plat_open_dir_safe(pj(f, "u/own/deeper"), 0, &err), f,
+	    "u/own/deeper");
+	is_dir(plat_open_dir_safe(pj(f, "u/rel"), 0, &err), f, "u/own");
+	is_dir(plat_open_dir_safe(pj(f, "u/own/../own"), 0, &err), f,
+	    "u/own");
+	is_dir(plat_open_dir_safe(pj(f, "r/bobs"), 0, &err), f, "r/bobs");
+	is_dir(plat_open_dir_safe(pj(f, "r/toalice/deeper"), 0, &err), f,
+	    "u/own/deeper");
+	/* refused: into another uid's folder or link from hers, and out */
+	refused(pj(f, "u/bobs"), 0, EPERM, pj(f, "u/bobs"), "bobs",
+	    "uid 4243", "uid 4242");
+	refused(pj(f, "u/roots"), 0, EPERM, "roots", "uid 0");
+	refused(pj(f, "r/bobs/alices"), 0, EPERM, "alices");
+	refused(pj(f, "u/abs"), 0, EPERM, "abs", pj(f, "r"));
+	refused(pj(f, "u/abs/bobs"), PLAT_DIR_MKDIR, EPERM, "abs");
+	refused(pj(f, "u/bobslink"), 0, EPERM, "bobslink");
+	refused(pj(f, "u/up"), 0, EPERM, "..");
+	refused(pj(f, "u/.."), 0, EPERM, "..");
+	refused(pj(f, "u/own/../../r"), 0, EPERM, "..");
+	/* folders it makes itself (root's) in her folder are entered... */
+	is_dir(plat_open_dir_safe(pj(f, "u/made/deeper"), PLAT_DIR_MKDIR,
+	    &err), f, "u/made/deeper");
+	/* ...but met again, root's folder in hers is like any other */
+	refused(pj(f, "u/made"), 0, EPERM, "made");
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int
@@ -391,6 +605,10 @@ main(void)
 		T(test_raise_fd_limit),
 		T(test_low_priority_in_child),
 		T(test_syncfs),
+		T(test_open_dir_safe_walks_and_follows),
+		T(test_open_dir_safe_errors_name_the_component),
+		T(test_open_dir_safe_mkdir),
+		T(test_open_dir_safe_refuses_unsafe_transitions),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

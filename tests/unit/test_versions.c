@@ -66,8 +66,8 @@ rm_rf(const char *path)
 	}
 	n = scandir(path, &ents, NULL, alphasort);
 	for (i = 0; i < n; i++) {
-		if (strcmp(ents[i]->d_name, ".") && strcmp(ents[i]->d_name,
-		    "..")) {
+		if (strcmp(ents[i]->d_name, ".") != 0 &&
+		    strcmp(ents[i]->d_name, "..") != 0) {
 			snprintf(c, sizeof(c), "%s/%s", path, ents[i]->d_name);
 			rm_rf(c);
 		}
