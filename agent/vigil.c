@@ -1498,9 +1498,16 @@ cli_parse_time(const char *s, int64_t *ms)
 	if ((rest = strptime(s, "%Y-%m-%dT%H:%M:%S", &utc)) != NULL &&
 	    (rest[0] == 'Z' || rest[0] == '.')) {
 		if (rest[0] == '.') {
-			/* 3 digits cannot overflow: NOLINTNEXTLINE(cert-err34-c) */
-			if (sscanf(rest, ".%3dZ", &frac) != 1 ||
-			    rest[strlen(rest) - 1] != 'Z')
+			/* .d, .dd or .ddd then Z: tenths, hundredths or
+			 * milliseconds; nothing else */
+			int scale = 100, n;
+
+			for (n = 1; rest[n] >= '0' && rest[n] <= '9' && n <= 3;
+			    n++) {
+				frac += (rest[n] - '0') * scale;
+				scale /= 10;
+			}
+			if (n == 1 || rest[n] != 'Z' || rest[n + 1] != '\0')
 				return -1;
 		} else if (rest[1] != '\0')
 			return -1;

@@ -10,7 +10,8 @@
 # --files N adds the memory case: a generated tree of N small files, one
 # no-change vigil run over it, peak RSS and catalogue size.
 # Each row runs vigil and its peer alternately --reps times (default 3),
-# the corpus in page cache, and prints the medians and vigil/peer.
+# the corpus in page cache, each command after a sync (none pays for the
+# other's unwritten data), and prints the medians and vigil/peer.
 # Peers: rsync -a, cp -a, tar czf, tar -I 'zstd -T0' -cf, restic backup,
 # bsdtar --format zip.  Peak RSS comes from /usr/bin/time -v.
 # Run as any user; as root it installs missing peers with apt-get (never
@@ -105,6 +106,9 @@ tar cf /dev/null "$SRC" 2>/dev/null	# into page cache
 # to $WORK/m.NAME (appended).
 t_run() {
 	local name=$1; shift
+	# no dirty pages of the previous command: a tool that flushes (vigil's
+	# syncfs) must not pay for what its peer left unwritten
+	sync
 	/usr/bin/time -f "%e %M" -o "$WORK/tt" "$@" >"$WORK/out.$name" 2>&1
 	local rc=$?
 	read -r e m < <(tail -1 "$WORK/tt")

@@ -191,4 +191,15 @@ int	plat_drop_to_user(uid_t uid);
  */
 int	plat_inhibit_sleep(const char *who, const char *why);
 
+/*
+ * Call fn for every entry of the folder open at fd (from its start; "." and
+ * ".." skipped) with its name (NUL-terminated, valid during the call), the
+ * name's length and its DT_* type.  One buffer, no allocation, no second
+ * descriptor.  fn returns 0, or -1 to stop (errno kept).  Returns 0, or -1
+ * with errno.
+ */
+typedef int (*plat_dir_fn)(const char *name, size_t len, unsigned char type,
+	    void *arg);
+int	plat_dir_each(int fd, plat_dir_fn fn, void *arg);
+
 #endif

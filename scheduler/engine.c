@@ -452,7 +452,8 @@ static int eng_list(int, bool, struct eng_ent **, size_t *);
  * queued for a copier thread; e->pf on success. */
 static void
 eng_listing_queue(struct eng_ctx *c, int sfd, struct eng_ent *e, dev_t pdev,
-    const char *prel, size_t prel_len, size_t root_off, bool filtered)
+    const char *prel, size_t prel_len, size_t root_off, bool filtered,
+    bool first)
 {
 	struct eng_listing *l;
 	size_t		 n;
@@ -487,7 +488,7 @@ eng_listing_queue(struct eng_ctx *c, int sfd, struct eng_ent *e, dev_t pdev,
 	l->dev = e->st.st_dev;
 	l->ino = e->st.st_ino;
 	l->pdev = pdev;
-	if (eng_pool_list(c, l) == -1)
+	if (eng_pool_list(c, l, first) == -1)
 		goto no;
 	e->pf = l;
 	return;
@@ -523,10 +524,11 @@ eng_listing_run(struct eng_ctx *c, struct eng_listing *l)
 		return;
 	}
 	l->listed = true;
-	/* its subfolders next, while the walk is still behind */
-	for (i = 0; i < l->nkids; i++)
+	/* its subfolders next, while the walk is still behind: queued
+	   first, the last one first, so the first is listed next */
+	for (i = l->nkids; i-- > 0; )
 		eng_listing_queue(c, l->fd, &l->kids[i], l->st.st_dev, l->rel,
-		    l->rel_len, l->root_off, l->filtered);
+		    l->rel_len, l->root_off, l->filtered, true);
 }
 
 static void
@@ -563,70 +565,66 @@ eng_prefetch(struct eng_ctx *c, int sfd, struct eng_ent *e, dev_t pdev)
 	if (e->pf != NULL)
 		return;
 	eng_listing_queue(c, sfd, e, pdev, c->rel, c->rel_len,
-	    c->src_root_len ? c->src_root_len + 1 : 0, c->src != NULL);
+	    c->src_root_len ? c->src_root_len + 1 : 0, c->src != NULL, false);
+}
+
+/* The listing eng_list() builds, entry by entry (plat_dir_fn). */
+struct eng_listbuf {
+	struct eng_ent	*v;
+	size_t		 n, cap;
+};
+
+static int
+eng_list_one(const char *name, size_t len, unsigned char type, void *arg)
+{
+	struct eng_listbuf *b = arg;
+	struct eng_ent	*nv;
+	size_t		 cap;
+
+	if (b->n == b->cap) {
+		cap = b->cap ? b->cap * 2 : 64;
+		if ((nv = realloc(b->v, cap * sizeof(*nv))) == NULL)
+			return -1;
+		b->v = nv;
+		b->cap = cap;
+	}
+	memset(&b->v[b->n], 0, sizeof(b->v[b->n]));
+	b->v[b->n].fd = -1;
+	b->v[b->n].len = len;
+	b->v[b->n].dtype = type;
+	if ((b->v[b->n].name = malloc(len + 1)) == NULL)
+		return -1;
+	memcpy(b->v[b->n].name, name, len + 1);
+	b->n++;
+	return 0;
 }
 
 static int
 eng_list(int fd, bool do_stat, struct eng_ent **out, size_t *nout)
 {
-	DIR		*dp;
-	struct dirent	*de;
-	struct eng_ent	*v = NULL, *nv;
-	size_t		 n = 0, cap = 0, i;
-	int		 dfd, saved;
+	struct eng_listbuf b = { NULL, 0, 0 };
+	size_t		 i;
+	int		 saved;
 
 	*out = NULL;
 	*nout = 0;
-	if ((dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
-		return -1;
-	if ((dp = fdopendir(dfd)) == NULL) {
-		saved = errno;
-		close(dfd);
+	if (plat_dir_each(fd, eng_list_one, &b) == -1) {
+		saved = errno ? errno : ENOMEM;
+		eng_ents_free(b.v, b.n);
 		errno = saved;
 		return -1;
 	}
-	for (;;) {
-		errno = 0;
-		if ((de = readdir(dp)) == NULL)
-			break;
-		if (de->d_name[0] == '.' && (de->d_name[1] == '\0' ||
-		    (de->d_name[1] == '.' && de->d_name[2] == '\0')))
-			continue;
-		if (n == cap) {
-			cap = cap ? cap * 2 : 64;
-			if ((nv = realloc(v, cap * sizeof(*v))) == NULL)
-				goto fail;
-			v = nv;
-		}
-		memset(&v[n], 0, sizeof(v[n]));
-		v[n].fd = -1;
-		v[n].len = strlen(de->d_name);
-		v[n].dtype = de->d_type;
-		if ((v[n].name = malloc(v[n].len + 1)) == NULL)
-			goto fail;
-		memcpy(v[n].name, de->d_name, v[n].len + 1);
-		n++;
-	}
-	if (errno != 0)
-		goto fail;
-	closedir(dp);
-	if (n > 1)
-		qsort(v, n, sizeof(*v), eng_ent_cmp);
+	if (b.n > 1)
+		qsort(b.v, b.n, sizeof(*b.v), eng_ent_cmp);
 	if (do_stat) {
-		for (i = 0; i < n; i++)
-			if (fstatat(fd, v[i].name, &v[i].st,
+		for (i = 0; i < b.n; i++)
+			if (fstatat(fd, b.v[i].name, &b.v[i].st,
 			    AT_SYMLINK_NOFOLLOW) == -1)
-				v[i].serr = errno;
+				b.v[i].serr = errno;
 	}
-	*out = v;
-	*nout = n;
+	*out = b.v;
+	*nout = b.n;
 	return 0;
-fail:
-	saved = errno ? errno : ENOMEM;
-	closedir(dp);
-	eng_ents_free(v, n);
-	errno = saved;
-	return -1;
 }
 
 /* ---- SQLite companions ---- */

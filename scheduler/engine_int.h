@@ -29,7 +29,7 @@
 enum engine_flush { ENGINE_FLUSH_SYNCFS, ENGINE_FLUSH_FSYNC };
 extern enum engine_flush engine_flush_mode;
 /* Batch limits: a batch is flushed at this many files or bytes. */
-#define ENG_BATCH_FILES		256
+#define ENG_BATCH_FILES		1024
 #define ENG_BATCH_BYTES		(64ULL << 20)
 #define ENG_BATCH_ITEMS		4096	/* catalogue-only rows too */
 
@@ -337,9 +337,11 @@ struct eng_listing {
 };
 /* On a copier thread. */
 void	eng_listing_run(struct eng_ctx *c, struct eng_listing *l);
-/* Queue l (from any thread): 0, or -1 when the budget is spent or memory
- * is short (not queued; the walk lists it itself). */
-int	eng_pool_list(struct eng_ctx *c, struct eng_listing *l);
+/* Queue l (from any thread), first: ahead of everything queued (a copier
+ * queues a listing's subfolders so, last to first, which keeps the walk's
+ * depth-first order), else behind.  0, or -1 when the budget is spent or
+ * memory is short (not queued; the walk lists it itself). */
+int	eng_pool_list(struct eng_ctx *c, struct eng_listing *l, bool first);
 /* A listing queued with eng_pool_list() was freed: its budget is back. */
 void	eng_pool_list_freed(struct eng_ctx *c);
 /* Until l->done (collecting copies meanwhile). */

@@ -429,7 +429,7 @@ eng_pool_submit(struct eng_ctx *c, struct eng_copy_job *j,
 }
 
 int
-eng_pool_list(struct eng_ctx *c, struct eng_listing *l)
+eng_pool_list(struct eng_ctx *c, struct eng_listing *l, bool first)
 {
 	struct eng_pool	*p = c->pool;
 	struct eng_task	*t;
@@ -439,7 +439,6 @@ eng_pool_list(struct eng_ctx *c, struct eng_listing *l)
 	t->listing = l;
 	l->done = false;
 	l->fd = -1;
-	/* ahead of the copies: the walk waits for it soon */
 	pthread_mutex_lock(&p->mu);
 	if (p->lists >= ENG_POOL_LISTS) {
 		pthread_mutex_unlock(&p->mu);
@@ -448,9 +447,14 @@ eng_pool_list(struct eng_ctx *c, struct eng_listing *l)
 	}
 	p->lists++;
 	p->out++;
-	if ((t->next = p->todo) == NULL)
+	if (first) {
+		if ((t->next = p->todo) == NULL)
+			p->todo_tail = &t->next;
+		p->todo = t;
+	} else {
+		*p->todo_tail = t;
 		p->todo_tail = &t->next;
-	p->todo = t;
+	}
 	pthread_cond_signal(&p->work);
 	pthread_mutex_unlock(&p->mu);
 	return 0;

@@ -895,3 +895,47 @@ plat_raise_fd_limit(void)
 	}
 	return rl.rlim_cur == RLIM_INFINITY ? 1L << 20 : (long)rl.rlim_cur;
 }
+
+/* ---- folder listings ---- */
+
+/* What getdents64 fills in (the kernel's struct linux_dirent64). */
+struct plat_dirent64 {
+	uint64_t	 d_ino;
+	int64_t		 d_off;
+	unsigned short	 d_reclen;
+	unsigned char	 d_type;
+	char		 d_name[];
+};
+
+int
+plat_dir_each(int fd, plat_dir_fn fn, void *arg)
+{
+	union {
+		char			 b[65536];
+		struct plat_dirent64	 align;
+	} buf;
+	struct plat_dirent64 *d;
+	long n, off;
+	const char *name;
+	size_t len;
+
+	if (lseek(fd, 0, SEEK_SET) == -1)
+		return -1;
+	for (;;) {
+		n = syscall(SYS_getdents64, fd, buf.b, sizeof(buf.b));
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n == 0 ? 0 : -1;
+		for (off = 0; off < n; off += d->d_reclen) {
+			d = (struct plat_dirent64 *)(void *)(buf.b + off);
+			name = d->d_name;
+			if (name[0] == '.' && (name[1] == '\0' ||
+			    (name[1] == '.' && name[2] == '\0')))
+				continue;
+			len = strlen(name);
+			if (fn(name, len, d->d_type, arg) == -1)
+				return -1;
+		}
+	}
+}

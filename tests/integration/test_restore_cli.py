@@ -126,6 +126,20 @@ def main(t):
     p = restore(t, v, job, "--as-of", str(ended), "--to", to, rc=None)
     t.check(p.returncode == RC_OK, "--as-of accepts the time as `vigil "
             "history` prints it (%s)" % ended, describe(p))
+    # malformed fractions are refused with a clear message, nothing made
+    if ended and "." in str(ended):
+        base = str(ended).split(".")[0]
+        for bad in (base + ".-12Z", base + ".1234Z", base + ".5Zjunk",
+                    base + ".Z", base + ".5"):
+            to = t.path("asof-bad")
+            p = restore(t, v, job, "--as-of", bad, "--to", to, rc=None)
+            t.check(p.returncode != RC_OK and b"as-of" in p.stderr and
+                    not os.path.exists(to), "--as-of %s is refused, naming "
+                    "--as-of, and nothing is restored" % bad, describe(p))
+        to = t.path("asof-tenths")
+        p = restore(t, v, job, "--as-of", base + ".9Z", "--to", to, rc=None)
+        t.check(p.returncode == RC_OK, "--as-of with tenths of a second "
+                "(%s.9Z) is read as 900 ms" % base, describe(p))
 
     restore_in_place(t, v, job, src, refs[2])
     planted_symlinks(t, v, job, refs[2], ids[2])
