@@ -188,7 +188,10 @@ control_find_job(struct control_ctx *ctx, const struct control_peer *peer,
 	}
 	if (store_job_get(ctx->store, peer->uid, spec, row, err) == 0)
 		return 0;
-	if (!peer->admin || err == NULL || err->code != VG_ERR_NOTFOUND)
+	/* a database error is that error, not "no such job" */
+	if (err != NULL && err->code != VG_ERR_NOTFOUND)
+		return -1;
+	if (!peer->admin)
 		goto notfound;
 	if (store_jobs_list(ctx->store, true, 0, &rows, &n, err) == -1)
 		return -1;

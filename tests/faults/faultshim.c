@@ -6,7 +6,10 @@
  * Environment (read once, when the library is loaded):
  *   VIGIL_FAULT_CALL=KIND[,KIND...]  the calls counted: write, pwrite, read,
  *                           pread, fsync, fdatasync, syncfs, rename,
- *                           renameat, renameat2, copy_file_range
+ *                           renameat, renameat2, copy_file_range,
+ *                           sqlite3_step (a step on a database whose
+ *                           file is under the prefix returns
+ *                           SQLITE_IOERR, as after a failed write)
  *                           (pwrite covers pwrite and pwrite64, pread
  *                           pread and pread64; several kinds share one
  *                           count)
@@ -57,12 +60,13 @@
 enum fs_kind {
 	FS_WRITE, FS_PWRITE, FS_READ, FS_PREAD, FS_FSYNC, FS_FDATASYNC,
 	FS_SYNCFS, FS_RENAME, FS_RENAMEAT, FS_RENAMEAT2, FS_COPY_FILE_RANGE,
+	FS_SQLITE3_STEP,
 	FS_NKINDS
 };
 
 static const char *const fs_kind_names[FS_NKINDS] = {
 	"write", "pwrite", "read", "pread", "fsync", "fdatasync", "syncfs",
-	"rename", "renameat", "renameat2", "copy_file_range",
+	"rename", "renameat", "renameat2", "copy_file_range", "sqlite3_step",
 };
 
 static const struct {
@@ -109,6 +113,10 @@ static int	(*real_renameat2)(int, const char *, int, const char *,
 		    unsigned int);
 static ssize_t	(*real_copy_file_range)(int, off_t *, int, off_t *, size_t,
 		    unsigned int);
+/* SQLite's, looked up when first needed (not every process has it) */
+static int	(*real_sqlite3_step)(void *);
+static void	*(*real_sqlite3_db_handle)(void *);
+static const char *(*real_sqlite3_db_filename)(void *, const char *);
 
 static void
 fs_resolve(void)
@@ -566,4 +574,48 @@ copy_file_range(int in, off_t *inoff, int out, off_t *outoff, size_t len,
 	if ((e = fs_check_fd2(FS_COPY_FILE_RANGE, in, out)) != 0)
 		FS_FAIL(e);
 	return real_copy_file_range(in, inoff, out, outoff, len, flags);
+}
+
+/* True when the code at pc is in SQLite's own library. */
+static int
+fs_from_sqlite(void *pc)
+{
+	Dl_info info;
+
+	return dladdr(pc, &info) != 0 && info.dli_fname != NULL &&
+	    strstr(info.dli_fname, "libsqlite3") != NULL;
+}
+
+/* SQLite: the N-th step of a statement on a database under the prefix
+ * returns SQLITE_IOERR (10), what a step returns when a write under it
+ * failed.  The caller sees the error code; the connection's own message
+ * stays what it was. */
+int
+sqlite3_step(void *stmt)
+{
+	const char *file = NULL;
+	void *db;
+
+	if (real_sqlite3_step == NULL) {
+		real_sqlite3_step = dlsym(RTLD_NEXT, "sqlite3_step");
+		real_sqlite3_db_handle = dlsym(RTLD_NEXT, "sqlite3_db_handle");
+		real_sqlite3_db_filename = dlsym(RTLD_NEXT,
+		    "sqlite3_db_filename");
+		if (real_sqlite3_step == NULL)
+			fs_die("cannot find", "sqlite3_step");
+	}
+	/* only the application's steps: SQLite's own (sqlite3_exec, VACUUM,
+	   schema loads) call it too, and expect a real failure's rollback */
+	if (fs_here() && (fs_counted[FS_SQLITE3_STEP] ||
+	    fs_always[FS_SQLITE3_STEP] != 0) &&
+	    !fs_from_sqlite(__builtin_return_address(0))) {
+		if (real_sqlite3_db_handle != NULL &&
+		    real_sqlite3_db_filename != NULL &&
+		    (db = real_sqlite3_db_handle(stmt)) != NULL)
+			file = real_sqlite3_db_filename(db, "main");
+		if (fs_decide(FS_SQLITE3_STEP, file != NULL && *file != '\0' ?
+		    file : NULL) != 0)
+			return 10;	/* SQLITE_IOERR */
+	}
+	return real_sqlite3_step(stmt);
 }

@@ -78,13 +78,14 @@ CASES = [
     ("db-pwrite", "pwrite", "state", "EIO", None),
     ("db-fsync", "fsync,fdatasync", "state", "EIO", None),
     ("db-rename", "rename,renameat,renameat2", "state", "EIO", None),
+    ("db-step", "sqlite3_step", "state", "EIO", None),
 ]
 
 # Kinds a mirror run here always makes on that folder: if the shim injected
 # nothing for one of them, the shim (or the preload) is broken and every
 # other check would pass for nothing.
 MUST_HIT = ("pwrite", "copy_file_range", "syncfs", "renameat", "source-read",
-            "db-pwrite", "db-fsync")
+            "db-pwrite", "db-fsync", "db-step")
 
 ERRNO_TEXT = {"EIO": ("input/output error", "i/o error"),
               "ENOSPC": ("no space left", "disk full", "database or disk is "
@@ -369,6 +370,19 @@ def one_round(t, v, tree, dst, state, case, n, stats):
     return False
 
 
+# Kinds a run makes hundreds of calls of: N=1..12, then every STEP-th up
+# to CAP (each tried N is a whole run; the N just before the first
+# untouched run are tried too).
+STRIDED = {"db-step": (7, 1500)}
+
+
+def strided_ns(step, cap):
+    n = 1
+    while n <= cap:
+        yield n
+        n += 1 if n < 12 else step
+
+
 def sweep_ns(full, cap):
     """N to try: all of them with full, else 1..12 then every 4th."""
     n = 1
@@ -420,18 +434,23 @@ def main(t):
         t0 = time.monotonic()
         done = False
         last_n = 0
-        ns = sweep_ns(full, t.args.cap)
+        if label in STRIDED:
+            ns = strided_ns(*STRIDED[label])
+            case_full, case_cap = False, STRIDED[label][1]
+        else:
+            ns = sweep_ns(full, t.args.cap)
+            case_full, case_cap = full, t.args.cap
         for n in ns:
             last_n = n
             if one_round(t, v, tree, dst, state, case, n, stats):
                 done = True
                 break
-        if done and not full and last_n > 12:
+        if done and not case_full and last_n > 12:
             # the sampled sweep skipped some N: try the ones just before
             for n in range(last_n - 3, last_n):
                 if one_round(t, v, tree, dst, state, case, n, stats):
                     break
-        capped = "" if done else " (cap %d reached)" % t.args.cap
+        capped = "" if done else " (cap %d reached)" % case_cap
         line = ("%-16s N tried %3d, faults injected %3d: %d failed/partial, "
                 "%d DB errors, %d absorbed; untouched from N=%s%s, %.1f s"
                 % (label, stats["tried"], stats["injected"], stats["failed"],
