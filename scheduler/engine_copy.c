@@ -204,8 +204,8 @@ eng_copy_data(struct eng_ctx *c, int sfd, int dfd, const struct stat *st,
 		return -2;
 	return 0;
 shrank:
-	if (ftruncate(dfd, size) == -1)
-		return -2;
+	/* the copy holds what there was; the capture's fstat sees the change
+	   and copies again (no zeros are made up for the missing end) */
 	return 0;
 }
 
