@@ -577,7 +577,10 @@ eng_copy_body(struct eng_ctx *c, struct eng_copy_job *j,
 	it->fd = dfd;
 	dfd = -1;
 	it->verify = xs != NULL;
-	it->has_cat = c->cat != NULL && got != VG_CAP_INCONSISTENT;
+	/* on a copier thread c->cat is not read (the walk may drop it);
+	   the walk checks it when it takes the copy back */
+	it->has_cat = (eng_pool_recording() || c->cat != NULL) &&
+	    got != VG_CAP_INCONSISTENT;
 	eng_fill_entry(&it->ce, &a);
 	it->ce.type = CAT_FILE;
 	it->st = a;

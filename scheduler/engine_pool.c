@@ -328,6 +328,7 @@ eng_pool_finish(struct eng_ctx *c, struct eng_task *t)
 	eng_pool_replay(c, t);
 	if (t->rc == 0 && c->stop == ENG_GO) {
 		t->it.version = t->present && c->keep;
+		t->it.has_cat = t->it.has_cat && c->cat != NULL;
 		t->it.rel = t->rel;
 		t->it.rel_len = t->j.rel_len;
 		t->it.name_off = t->j.rel_len - strlen(t->j.name);
