@@ -116,48 +116,63 @@ eng_vfmt(const char *fmt, va_list ap)
 	return s;
 }
 
+/* A new row of the run's problem list for rel (takes detail), or NULL
+ * without memory (detail is freed). */
+static struct engine_problem *
+eng_add_row(struct eng_ctx *c, const char *rel, size_t rel_len,
+    const char *tag, char *detail)
+{
+	struct vg_engine_result	*r = c->res;
+	struct engine_problem	*np, *p;
+
+	np = realloc(r->problems, (r->nproblems + 1) * sizeof(*np));
+	if (np == NULL)
+		goto fail;
+	r->problems = np;
+	p = &np[r->nproblems];
+	memset(p, 0, sizeof(*p));
+	if ((p->path = malloc(rel_len + 1)) == NULL)
+		goto fail;
+	memcpy(p->path, rel, rel_len);
+	p->path[rel_len] = '\0';
+	p->path_len = rel_len;
+	p->problem = strdup(tag);
+	p->detail = detail;
+	r->nproblems++;
+	return p;
+fail:
+	free(detail);
+	return NULL;
+}
+
 void
 eng_problem(struct eng_ctx *c, const char *rel, size_t rel_len,
     const char *problem, bool captured, const char *fmt, ...)
 {
 	struct vg_engine_result	*r = c->res;
-	struct engine_problem	*np, *p;
+	struct engine_problem	*p;
 	va_list			 ap;
-	char			*esc;
+	char			*text, *esc;
 
 	if (c->pass == ENG_PASS_COUNT)
 		return;
+	va_start(ap, fmt);
+	text = eng_vfmt(fmt, ap);
+	va_end(ap);
 	if (eng_pool_recording()) {
-		va_start(ap, fmt);
-		esc = eng_vfmt(fmt, ap);
-		va_end(ap);
 		eng_pool_record(ENG_REC_PROBLEM, rel, rel_len, problem,
-		    captured, 0, 0, esc);
-		free(esc);
+		    captured, 0, 0, text);
+		free(text);
 		return;
 	}
 	if (r->status == VG_RUN_OK)
 		r->status = VG_RUN_PARTIAL;
-	np = realloc(r->problems, (r->nproblems + 1) * sizeof(*np));
-	if (np == NULL)
+	if ((p = eng_add_row(c, rel, rel_len, problem, text)) == NULL)
 		return;
-	r->problems = np;
-	p = &np[r->nproblems];
-	memset(p, 0, sizeof(*p));
-	if ((p->path = malloc(rel_len + 1)) == NULL)
-		return;
-	memcpy(p->path, rel, rel_len);
-	p->path[rel_len] = '\0';
-	p->path_len = rel_len;
-	p->problem = strdup(problem);
-	va_start(ap, fmt);
-	p->detail = eng_vfmt(fmt, ap);
-	va_end(ap);
 	p->has_capture = captured;
 	p->capture = captured && c->src ? c->src->capture : (enum vg_capture)-1;
 	if (captured && strcmp(problem, "inconsistent") == 0)
 		p->capture = VG_CAP_INCONSISTENT;
-	r->nproblems++;
 	r->files_failed += captured ? 0 : 1;
 	esc = log_escape_len(rel, rel_len);
 	log_warnx("%s: %s: %s", esc ? esc : "?", problem,
@@ -169,40 +184,25 @@ void
 eng_note(struct eng_ctx *c, const char *rel, size_t rel_len,
     const char *what, enum vg_capture captured, const char *fmt, ...)
 {
-	struct vg_engine_result	*r = c->res;
-	struct engine_problem	*np, *p;
+	struct engine_problem	*p;
 	va_list			 ap;
-	char			*s;
+	char			*text;
 
 	if (c->pass != ENG_PASS_RUN)
 		return;
+	va_start(ap, fmt);
+	text = eng_vfmt(fmt, ap);
+	va_end(ap);
 	if (eng_pool_recording()) {
-		va_start(ap, fmt);
-		s = eng_vfmt(fmt, ap);
-		va_end(ap);
 		eng_pool_record(ENG_REC_NOTE, rel, rel_len, what, true,
-		    (int)captured, 0, s);
-		free(s);
+		    (int)captured, 0, text);
+		free(text);
 		return;
 	}
-	np = realloc(r->problems, (r->nproblems + 1) * sizeof(*np));
-	if (np == NULL)
+	if ((p = eng_add_row(c, rel, rel_len, what, text)) == NULL)
 		return;
-	r->problems = np;
-	p = &np[r->nproblems];
-	memset(p, 0, sizeof(*p));
-	if ((p->path = malloc(rel_len + 1)) == NULL)
-		return;
-	memcpy(p->path, rel, rel_len);
-	p->path[rel_len] = '\0';
-	p->path_len = rel_len;
-	p->problem = strdup(what);
-	va_start(ap, fmt);
-	p->detail = eng_vfmt(fmt, ap);
-	va_end(ap);
 	p->has_capture = true;
 	p->capture = captured;
-	r->nproblems++;
 	c->nnotes++;
 }
 

@@ -274,7 +274,7 @@ plat_open_dir_safe(const char *path, int flags, struct vg_err *err)
 {
 	struct plat_chase ch;
 	struct stat cur, nst, rst;
-	char name[NAME_MAX + 1], *todo = NULL, *nt, *cwd = NULL, *link = NULL;
+	char name[NAME_MAX + 1], *rest = NULL, *nt, *cwd = NULL, *link = NULL;
 	const char *p, *slash;
 	size_t n;
 	ssize_t ll;
@@ -298,11 +298,11 @@ plat_open_dir_safe(const char *path, int flags, struct vg_err *err)
 			    "folder is unknown", "relative path");
 			goto out;
 		}
-		if (asprintf(&todo, "%s/%s", cwd, path) == -1)
-			todo = NULL;
+		if (asprintf(&rest, "%s/%s", cwd, path) == -1)
+			rest = NULL;
 	} else
-		todo = strdup(path);
-	if (todo == NULL || (link = malloc(PATH_MAX)) == NULL) {
+		rest = strdup(path);
+	if (rest == NULL || (link = malloc(PATH_MAX)) == NULL) {
 		e = ENOMEM;
 		vg_err_sys_at(err, e, __func__, "resolving a path");
 		goto out;
@@ -313,7 +313,7 @@ plat_open_dir_safe(const char *path, int flags, struct vg_err *err)
 		plat_chase_errno(&ch, "/", e);
 		goto out;
 	}
-	p = todo;
+	p = rest;
 	for (;;) {
 		while (*p == '/')
 			p++;
@@ -415,9 +415,9 @@ plat_open_dir_safe(const char *path, int flags, struct vg_err *err)
 			}
 			close(nfd);
 			nfd = -1;
-			free(todo);
-			todo = nt;
-			p = todo;
+			free(rest);
+			rest = nt;
+			p = rest;
 			continue;
 		}
 		if (!S_ISDIR(nst.st_mode)) {
@@ -447,7 +447,7 @@ out:
 		close(nfd);
 	if (fd != -1)
 		close(fd);
-	free(todo);
+	free(rest);
 	free(link);
 	free(cwd);
 	if (ret == -1)
