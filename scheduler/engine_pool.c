@@ -215,9 +215,11 @@ eng_pool_threads(void)
 	if (s != NULL && *s != '\0') {
 		errno = 0;
 		n = strtoul(s, &end, 10);
-		if (errno == 0 && *end == '\0')
+		if (errno == 0 && *end == '\0' && *s != '-')
 			return n > ENG_POOL_MAX_THREADS ?
 			    ENG_POOL_MAX_THREADS : (unsigned)n;
+		log_warnx("VIGIL_COPY_THREADS=%s is not a number of threads "
+		    "(0 to %d); using one per CPU", s, ENG_POOL_MAX_THREADS);
 	}
 	cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	if (cpus < 1)

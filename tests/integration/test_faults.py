@@ -13,6 +13,9 @@ cleanly.
                      backup and archive runs end partial naming the folder
                      at the limit "too-deep", copy what is above it, and
                      do not crash.
+  --case threads    VIGIL_COPY_THREADS set to junk is named in a warning and
+                     ignored; 0 (no copier threads) and 3 give the same
+                     copy as the default.
   --case unreadable  a chmod 000 file and folder, backed up by an
                      unprivileged test user (root ignores modes, so as root
                      this could not fail): listed by path, exit 3, the other
@@ -255,6 +258,34 @@ def case_deep(t):
     t.check(find_tmp_leftovers(dst) == [], "no temp file left")
 
 
+# -- the copier threads knob --------------------------------------------------
+
+def case_threads(t):
+    src = t.path("src")
+    os.mkdir(src)
+    for d in range(5):
+        os.mkdir(os.path.join(src, "d%d" % d))
+        for i in range(40):
+            write(os.path.join(src, "d%d" % d, "f%d" % i),
+                  b"content %d %d\n" % (d, i) * (i + 1))
+    for n, val in enumerate(("abc", "-1", "0", "3")):
+        dst = t.path("dst%d" % n)
+        v = Vigil(t, t.path("state%d" % n),
+                  env=dict(os.environ, VIGIL_COPY_THREADS=val))
+        v.import_jobs(job_ini("th", src, dst))
+        p = v.run("th", timeout=60)
+        t.check(p.returncode == RC_OK, "VIGIL_COPY_THREADS=%s: the run "
+                "ends ok (exit %d)" % (val, p.returncode), describe(p))
+        warned = b"VIGIL_COPY_THREADS" in p.stderr
+        t.check(warned == (val in ("abc", "-1")), "VIGIL_COPY_THREADS=%s: "
+                "%s" % (val, "named in a warning" if val in ("abc", "-1")
+                        else "no warning"), describe(p))
+        diffs = treecmp.compare(treecmp.scan(src), treecmp.scan(
+            dst, skip_vigil=True))
+        t.check(not diffs, "VIGIL_COPY_THREADS=%s: destination equals "
+                "source" % val, "\n".join(diffs[:20]))
+
+
 # -- unreadable, as an unprivileged user -------------------------------------
 
 USER = "vigiltest"
@@ -341,6 +372,7 @@ def case_unreadable(t):
 
 def main(t):
     {"diskfull": case_diskfull, "fifo": case_fifo, "deep": case_deep,
+     "threads": case_threads,
      "unreadable": case_unreadable}[t.args.case](t)
 
 
@@ -348,6 +380,7 @@ if __name__ == "__main__":
     t = Test("faults", "disk full, FIFOs and unreadable files",
              add_args=lambda ap: ap.add_argument(
                  "--case", required=True,
-                 choices=["diskfull", "fifo", "deep", "unreadable"]))
+                 choices=["diskfull", "fifo", "deep", "threads",
+                          "unreadable"]))
     t.name = "faults-" + t.args.case
     t.main(main)

@@ -33,6 +33,8 @@ vigil_integration_test(faults_unreadable test_faults.py ARGS --case unreadable
   TIMEOUT 120)
 vigil_integration_test(faults_deep test_faults.py ARGS --case deep
   TIMEOUT 300)
+vigil_integration_test(faults_threads test_faults.py ARGS --case threads
+  TIMEOUT 120)
 vigil_integration_test(jobs_cli test_jobs_cli.py TIMEOUT 120)
 vigil_integration_test(restore_cli test_restore_cli.py TIMEOUT 180)
 
