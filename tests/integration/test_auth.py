@@ -39,10 +39,14 @@ ADMIN_GROUP = "vigil"
 NLONG = 60000
 
 # Events a subscriber as another user must never see, read by a small
-# client that runs as that user.
+# client that runs as that user.  It subscribes, then collects frames until
+# it has seen a run-finished event (argv[3] == "finish"), until a line or
+# EOF arrives on stdin (argv[3] == "stdin"), or until argv[2] seconds pass.
+# A fixed listening window lost the run's last events on a slow (sanitizer)
+# build.
 LISTENER = r"""
-import json, socket, struct, sys, time
-path, secs = sys.argv[1], float(sys.argv[2])
+import json, select, socket, struct, sys, time
+path, secs, mode = sys.argv[1], float(sys.argv[2]), sys.argv[3]
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 s.connect(path)
 def send(o):
@@ -52,23 +56,29 @@ send({"id": 1, "method": "hello", "params": {"version": 1, "role": "client"}})
 send({"id": 2, "method": "subscribe", "params": {"topics": [
     "progress", "run-started", "run-finished", "job-changed", "alert"]}})
 print("subscribed", flush=True)
-buf, deadline = b"", time.monotonic() + secs
-while time.monotonic() < deadline:
-    s.settimeout(max(0.01, deadline - time.monotonic()))
-    try:
-        c = s.recv(65536)
-    except socket.timeout:
+buf, msgs, deadline = b"", [], time.monotonic() + secs
+done = False
+watch = [s, sys.stdin] if mode == "stdin" else [s]
+while not done and time.monotonic() < deadline:
+    r, _, _ = select.select(watch, [], [],
+                            max(0.01, deadline - time.monotonic()))
+    if sys.stdin in r:
         break
+    if s not in r:
+        continue
+    c = s.recv(65536)
     if not c:
         break
     buf += c
-msgs = []
-while len(buf) >= 4:
-    n = struct.unpack(">I", buf[:4])[0]
-    if len(buf) < 4 + n:
-        break
-    msgs.append(json.loads(buf[4:4 + n]))
-    buf = buf[4 + n:]
+    while len(buf) >= 4:
+        n = struct.unpack(">I", buf[:4])[0]
+        if len(buf) < 4 + n:
+            break
+        m = json.loads(buf[4:4 + n])
+        msgs.append(m)
+        buf = buf[4 + n:]
+        if mode == "finish" and m.get("event") == "run-finished":
+            done = True
 print(json.dumps(msgs))
 """
 
@@ -218,11 +228,12 @@ def main(t):
     py = next((x for x in ("/usr/bin/python3", "/usr/local/bin/python3")
                if os.access(x, os.X_OK)), sys.executable)
     lis = subprocess.Popen(["runuser", "-u", BOB, "--", py,
-                            "-c", LISTENER, sock, "4"],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            "-c", LISTENER, sock, "120", "stdin"],
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE)
     # The same listener as alice proves that there are events to hear.
     alis = subprocess.Popen(["runuser", "-u", ALICE, "--", py,
-                             "-c", LISTENER, sock, "4"],
+                             "-c", LISTENER, sock, "120", "finish"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     lis.stdout.readline()   # "subscribed"
     alis.stdout.readline()
@@ -259,21 +270,28 @@ def main(t):
     t.check(rec and rec[0]["status"] == "ok",
             "alice's long run ended ok, not cancelled by bob",
             json.dumps(rec))
+    aout = aerr = b""
+    try:
+        aout, aerr = alis.communicate(timeout=90)
+        amsgs = json.loads(aout.decode().strip().splitlines()[-1])
+    except (subprocess.TimeoutExpired, ValueError, IndexError) as e:
+        alis.kill()
+        amsgs = []
+        t.check(False, "alice's event listener: %s" % e,
+                b"stdout:\n" + aout + b"\nstderr:\n" + aerr)
     out = err = b""
     try:
-        out, err = lis.communicate(timeout=30)
+        # The service writes each event to every subscriber in one pass:
+        # once alice's listener has her run-finished, bob's has been sent
+        # everything it would ever get about that run.
+        time.sleep(0.5)
+        out, err = lis.communicate(input=b"stop\n", timeout=30)
         msgs = json.loads(out.decode().strip().splitlines()[-1])
     except (subprocess.TimeoutExpired, ValueError, IndexError) as e:
         lis.kill()
         msgs = None
         t.check(False, "bob's event listener: %s" % e,
                 b"stdout:\n" + out + b"\nstderr:\n" + err)
-    try:
-        aout, _ = alis.communicate(timeout=30)
-        amsgs = json.loads(aout.decode().strip().splitlines()[-1])
-    except (subprocess.TimeoutExpired, ValueError, IndexError):
-        alis.kill()
-        amsgs = []
     topics = sorted({m["event"] for m in amsgs if "event" in m and
                      m.get("data", {}).get("run") == lrun})
     t.check(topics == ["progress", "run-finished", "run-started"],
