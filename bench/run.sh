@@ -11,7 +11,10 @@
 # no-change vigil run over it, peak RSS and catalogue size.
 # Each row runs vigil and its peer alternately --reps times (default 3),
 # the corpus in page cache, each command after a sync (none pays for the
-# other's unwritten data), and prints the medians and vigil/peer.
+# other's unwritten data), and prints the medians and vigil/peer.  Times
+# run until the output is durable: the command and a sync after it (vigil
+# syncs before it reports ok; its peers leave their output in the page
+# cache).  The ratio of the times to return is printed beside it.
 # Peers: rsync -a, cp -a, tar czf, tar -I 'zstd -T0' -cf, restic backup,
 # bsdtar --format zip.  Peak RSS comes from /usr/bin/time -v.
 # Run as any user; as root it installs missing peers with apt-get (never
@@ -36,7 +39,7 @@ while [ $# -gt 0 ]; do
 	--work) WORK=$2; shift 2 ;;
 	--keep) KEEP=1; shift ;;
 	--no-install) INSTALL=0; shift ;;
-	-h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bench: unknown option $1 (try --help)" >&2; exit 2 ;;
 	esac
 done
@@ -102,8 +105,14 @@ echo "   corpus: $nfiles files, $nlinks symlinks, $((bytes / 1048576)) MiB" \
 tar cf /dev/null "$SRC" 2>/dev/null	# into page cache
 
 # ---- timing helpers ----
-# t_run NAME CMD...: wall seconds to $WORK/t.NAME (appended), peak RSS KiB
-# to $WORK/m.NAME (appended).
+# A backup is done when it is on disk, not when the command returns:
+# vigil syncs what it wrote before it reports ok, rsync, cp, tar and
+# restic leave it in the page cache.  So each command is timed until its
+# output is durable: the command, then a sync, both on the clock.  The
+# time to return alone is kept as well and printed beside the ratio.
+#
+# t_run NAME CMD...: wall seconds until durable to $WORK/t.NAME, until
+# return to $WORK/r.NAME, peak RSS KiB to $WORK/m.NAME (each appended).
 t_run() {
 	local name=$1; shift
 	# no dirty pages of the previous command: a tool that flushes (vigil's
@@ -111,22 +120,31 @@ t_run() {
 	sync
 	/usr/bin/time -f "%e %M" -o "$WORK/tt" "$@" >"$WORK/out.$name" 2>&1
 	local rc=$?
+	local s0 s1
+	s0=$(date +%s.%N)
+	sync
+	s1=$(date +%s.%N)
 	read -r e m < <(tail -1 "$WORK/tt")
-	echo "$e" >> "$WORK/t.$name"
+	echo "$e" >> "$WORK/r.$name"
+	awk -v e="$e" -v a="$s0" -v b="$s1" 'BEGIN { printf "%.2f\n", e + b - a }' >> "$WORK/t.$name"
 	echo "$m" >> "$WORK/m.$name"
 	if [ $rc -ne 0 ] && [ $rc -ne 3 ]; then
 		echo "   ($name exited $rc: $(tail -3 "$WORK/out.$name" | tr '\n' ' '))"
 	fi
 }
-median() { sort -g "$WORK/t.$1" | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+med() { sort -g "$1" | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+median() { med "$WORK/t.$1"; }
+rmedian() { med "$WORK/r.$1"; }
 maxrss() { sort -g "$WORK/m.$1" | tail -1; }
+ratio() { awk -v v="$1" -v p="$2" 'BEGIN { printf "%.2f", (p > 0) ? v / p : 0 }'; }
 ROWS=()
 row() {	# row CASE PEER VIGILKEY PEERKEY TARGET [EXTRA]
-	local v p r ok
+	local v p r ok rr
 	v=$(median "$3"); p=$(median "$4")
-	r=$(awk -v v="$v" -v p="$p" 'BEGIN { printf "%.2f", (p > 0) ? v / p : 0 }')
+	r=$(ratio "$v" "$p")
+	rr=$(ratio "$(rmedian "$3")" "$(rmedian "$4")")
 	ok=$(awk -v r="$r" -v t="$5" 'BEGIN { print (r <= t) ? "yes" : "NO" }')
-	ROWS+=("$(printf '| %s | %s | %ss | %ss | %s | ≤ %s | %s |%s' "$1" "$2" "$v" "$p" "$r" "$5" "$ok" "${6:-}")")
+	ROWS+=("$(printf '| %s | %s | %ss | %ss | %s | ≤ %s | %s | %s (%ss / %ss) |%s' "$1" "$2" "$v" "$p" "$r" "$5" "$ok" "$rr" "$(rmedian "$3")" "$(rmedian "$4")" "${6:-}")")
 }
 
 VV=("$VIGIL" --state-dir "$WORK/state")
@@ -262,9 +280,12 @@ fi
 echo
 echo "corpus: $nfiles files, $((bytes / 1048576)) MiB from ${CORPUS[*]}$([ "$MAXMB" -gt 0 ] && echo " (cut at $MAXMB MiB)"); $REPS reps; $NCPU CPUs; medians of wall-clock seconds"
 echo
-echo "| case | peer | vigil | peer | vigil/peer | target | met |"
-echo "|---|---|---|---|---|---|---|"
+echo "Times are until durable (the command, then sync); the last column is"
+echo "the ratio of the times to return, with those times."
+echo
+echo "| case | peer | vigil | peer | vigil/peer | target | met | to return |"
+echo "|---|---|---|---|---|---|---|---|"
 for r in "${ROWS[@]}"; do echo "$r"; done
-echo "| (reference) first copy | cp -a | $(median v_first)s | $(median cp_first)s | $(awk -v v="$(median v_first)" -v p="$(median cp_first)" 'BEGIN { printf "%.2f", v / p }') | - | - |"
+echo "| (reference) first copy | cp -a | $(median v_first)s | $(median cp_first)s | $(ratio "$(median v_first)" "$(median cp_first)") | - | - | $(ratio "$(rmedian v_first)" "$(rmedian cp_first)") |"
 echo
 for m in "${MEM[@]}"; do echo "- $m"; done

@@ -49,11 +49,7 @@ struct eng_ent {
 					   to it: if it is a SQLite database,
 					   its content may have changed with
 					   its own stat unchanged */
-	struct eng_listing *pf;		/* a folder listed ahead, or NULL */
 };
-
-/* Folders listed ahead of the walk, per folder being walked. */
-#define ENG_PREFETCH	4
 
 /* How the last SQLite database of a folder was copied in this run. */
 enum eng_db_how { ENG_DB_BACKUP, ENG_DB_PLAIN };
@@ -70,7 +66,6 @@ struct eng_dstate {
 };
 
 struct eng_lazy;
-static void eng_ents_release(struct eng_ctx *, struct eng_ent *, size_t);
 static void eng_merge(struct eng_ctx *, int, struct eng_ent *, size_t,
     struct eng_lazy *, bool, struct eng_dstate *, dev_t);
 
@@ -447,126 +442,6 @@ eng_ents_free(struct eng_ent *v, size_t n)
  * must then not act on what is missing from it).
  */
 static int eng_list(int, bool, struct eng_ent **, size_t *);
-
-/* A listing of folder e (under sfd, rel its dest relpath with e's name),
- * queued for a copier thread; e->pf on success. */
-static void
-eng_listing_queue(struct eng_ctx *c, int sfd, struct eng_ent *e, dev_t pdev,
-    const char *prel, size_t prel_len, size_t root_off, bool filtered,
-    bool first)
-{
-	struct eng_listing *l;
-	size_t		 n;
-
-	if (e->serr != 0 || !S_ISDIR(e->st.st_mode) || e->src != NULL ||
-	    e->fd != -1 || e->st.st_dev != pdev)
-		return;
-	/* the destination, inside the source */
-	if (c->dest_fd != -1 && e->st.st_dev == c->dest_st.st_dev &&
-	    e->st.st_ino == c->dest_st.st_ino)
-		return;
-	if ((l = calloc(1, sizeof(*l))) == NULL)
-		return;
-	n = prel_len + (prel_len ? 1 : 0) + e->len;
-	if ((l->rel = malloc(n + 1)) == NULL) {
-		free(l);
-		return;
-	}
-	memcpy(l->rel, prel, prel_len);
-	if (prel_len)
-		l->rel[prel_len] = '/';
-	memcpy(l->rel + n - e->len, e->name, e->len);
-	l->rel[n] = '\0';
-	l->rel_len = n;
-	l->root_off = root_off;
-	l->filtered = filtered;
-	if (filtered && n > root_off && filter_match(c->filter,
-	    l->rel + root_off, n - root_off, true) == FILTER_SKIP)
-		goto no;
-	l->sfd = sfd;
-	l->name = e->name;
-	l->dev = e->st.st_dev;
-	l->ino = e->st.st_ino;
-	l->pdev = pdev;
-	if (eng_pool_list(c, l, first) == -1)
-		goto no;
-	e->pf = l;
-	return;
-no:
-	free(l->rel);
-	free(l);
-}
-
-void
-eng_listing_run(struct eng_ctx *c, struct eng_listing *l)
-{
-	size_t	 i;
-
-	l->fd = openat(l->sfd, l->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-	    O_CLOEXEC);
-	if (l->fd == -1) {
-		l->open_err = errno;
-		return;
-	}
-	if (fstat(l->fd, &l->st) == -1) {
-		l->open_err = errno;
-		close(l->fd);
-		l->fd = -1;
-		return;
-	}
-	/* the walk decides about another filesystem, or a replaced folder */
-	if (l->st.st_dev != l->dev || l->st.st_ino != l->ino ||
-	    l->st.st_dev != l->pdev)
-		return;
-	if (eng_list(l->fd, true, &l->kids, &l->nkids) == -1) {
-		l->list_err = errno;
-		l->listed = true;
-		return;
-	}
-	l->listed = true;
-	/* its subfolders next, while the walk is still behind: queued
-	   first, the last one first, so the first is listed next */
-	for (i = l->nkids; i-- > 0; )
-		eng_listing_queue(c, l->fd, &l->kids[i], l->st.st_dev, l->rel,
-		    l->rel_len, l->root_off, l->filtered, true);
-}
-
-static void
-eng_listing_free(struct eng_ctx *c, struct eng_listing *l)
-{
-	if (l == NULL)
-		return;
-	eng_pool_wait_list(c, l);
-	eng_ents_release(c, l->kids, l->nkids);
-	if (l->fd != -1)
-		close(l->fd);
-	free(l->rel);
-	free(l);
-	eng_pool_list_freed(c);
-}
-
-/* eng_ents_free() for listings that may hold folders listed ahead. */
-static void
-eng_ents_release(struct eng_ctx *c, struct eng_ent *v, size_t n)
-{
-	size_t	 i;
-
-	for (i = 0; i < n; i++) {
-		eng_listing_free(c, v[i].pf);
-		v[i].pf = NULL;
-	}
-	eng_ents_free(v, n);
-}
-
-/* List folder e of sfd ahead of the walk on a copier thread. */
-static void
-eng_prefetch(struct eng_ctx *c, int sfd, struct eng_ent *e, dev_t pdev)
-{
-	if (e->pf != NULL)
-		return;
-	eng_listing_queue(c, sfd, e, pdev, c->rel, c->rel_len,
-	    c->src_root_len ? c->src_root_len + 1 : 0, c->src != NULL, false);
-}
 
 /* The listing eng_list() builds, entry by entry (plat_dir_fn). */
 struct eng_listbuf {
@@ -1494,7 +1369,6 @@ eng_folder(struct eng_ctx *c, int sfd, struct eng_ent *s, struct eng_lazy *z,
 	struct eng_ent	*kids = NULL;
 	struct eng_item	 it;
 	struct stat	 cst, dst;
-	struct eng_listing *pl = NULL;
 	size_t		 nkids = 0;
 	bool		 descend = true, child_cat, present = false;
 	bool		 created = false, meta;
@@ -1504,23 +1378,14 @@ eng_folder(struct eng_ctx *c, int sfd, struct eng_ent *s, struct eng_lazy *z,
 	c->res->dirs++;
 	memset(&cz, 0, sizeof(cz));
 	memset(&cs, 0, sizeof(cs));
-	if ((pl = s->pf) != NULL) {
-		s->pf = NULL;
-		eng_pool_wait_list(c, pl);
-	}
 	if (c->dest_fd != -1 && s->st.st_dev == c->dest_st.st_dev &&
 	    s->st.st_ino == c->dest_st.st_ino) {
 		c->res->dirs--;
-		eng_listing_free(c, pl);
 		return;		/* the destination, inside the source */
 	}
 	if (s->fd != -1) {
 		cfd = s->fd;
 		s->fd = -1;
-	} else if (pl != NULL) {
-		cfd = pl->fd;
-		pl->fd = -1;
-		errno = pl->open_err;
 	} else
 		cfd = openat(sfd, s->name, O_RDONLY | O_DIRECTORY |
 		    O_NOFOLLOW | O_CLOEXEC);
@@ -1528,17 +1393,13 @@ eng_folder(struct eng_ctx *c, int sfd, struct eng_ent *s, struct eng_lazy *z,
 		eng_problem(c, c->rel, c->rel_len, errno == ENOENT ?
 		    "vanished" : "unreadable", false,
 		    "cannot open the folder: %s", strerror(errno));
-		eng_listing_free(c, pl);
 		return;
 	}
-	if (pl != NULL)
-		cst = pl->st;
-	if ((pl == NULL && fstat(cfd, &cst) == -1) ||
+	if (fstat(cfd, &cst) == -1 ||
 	    cst.st_dev != s->st.st_dev || cst.st_ino != s->st.st_ino) {
 		eng_problem(c, c->rel, c->rel_len, "vanished", false,
 		    "the folder was replaced while it was read");
 		close(cfd);
-		eng_listing_free(c, pl);
 		return;
 	}
 	if (s->src != NULL) {
@@ -1633,15 +1494,7 @@ eng_folder(struct eng_ctx *c, int sfd, struct eng_ent *s, struct eng_lazy *z,
 		descend = false;
 	}
 	if (descend) {
-		if (pl != NULL && pl->listed) {
-			kids = pl->kids;
-			nkids = pl->nkids;
-			pl->kids = NULL;
-			pl->nkids = 0;
-			errno = pl->list_err;
-		}
-		if (pl != NULL && pl->listed ? pl->list_err != 0 :
-		    eng_list(cfd, true, &kids, &nkids) == -1) {
+		if (eng_list(cfd, true, &kids, &nkids) == -1) {
 			eng_problem(c, c->rel, c->rel_len, "unreadable", false,
 			    "cannot list the folder: %s", strerror(errno));
 			kids = NULL;
@@ -1699,8 +1552,7 @@ eng_folder(struct eng_ctx *c, int sfd, struct eng_ent *s, struct eng_lazy *z,
 	} else if (!child_cat)
 		(void)eng_put_item(c, z->dir, CAT_DIR, &s->st);
 out:
-	eng_ents_release(c, kids, nkids);
-	eng_listing_free(c, pl);
+	eng_ents_free(kids, nkids);
 	if (cfd != -1)
 		close(cfd);
 	eng_dir_unref(cz.dir);
@@ -1843,8 +1695,6 @@ eng_merge(struct eng_ctx *c, int sfd, struct eng_ent *S, size_t ns,
 	struct eng_ent		*D = NULL;
 	struct vg_err		 err;
 	size_t			 nc = 0, nd = 0, i = 0, j = 0, old, olen;
-	size_t			 pf_next = 0, pf_ahead = 0;
-	bool			 had_pf;
 	const char		*oname;
 	bool			 at_src_root, at_dest_root;
 	int			 cmp, dfd;
@@ -1873,17 +1723,6 @@ eng_merge(struct eng_ctx *c, int sfd, struct eng_ent *S, size_t ns,
 	while (i < ns || j < (cat_mode ? nc : nd)) {
 		if (eng_check_cancel(c))
 			break;
-		/* keep a few folders listed ahead on the copier threads */
-		if (c->pool != NULL && sfd != -1) {
-			if (pf_next < i)
-				pf_next = i;
-			for (; pf_ahead < ENG_PREFETCH && pf_next < ns;
-			    pf_next++) {
-				eng_prefetch(c, sfd, &S[pf_next], pdev);
-				if (S[pf_next].pf != NULL)
-					pf_ahead++;
-			}
-		}
 		if (j < (cat_mode ? nc : nd)) {
 			oname = cat_mode ? C[j].name : D[j].name;
 			olen = cat_mode ? C[j].name_len : D[j].len;
@@ -1899,18 +1738,12 @@ eng_merge(struct eng_ctx *c, int sfd, struct eng_ent *S, size_t ns,
 			cmp = eng_namecmp(S[i].name, S[i].len, oname, olen);
 		if (cmp <= 0) {
 			old = eng_push(c, S[i].name, S[i].len);
-			had_pf = S[i].pf != NULL;
 			if (!(at_dest_root && S[i].len == 6 &&
 			    memcmp(S[i].name, ENG_META_DIR, 6) == 0 &&
 			    S[i].src != NULL))
 				eng_entry(c, sfd, &S[i], z, cmp == 0 &&
 				    cat_mode ? &C[j] : NULL, ds, pdev,
 				    at_src_root);
-			if (had_pf) {
-				pf_ahead--;
-				eng_listing_free(c, S[i].pf);
-				S[i].pf = NULL;
-			}
 			eng_pop(c, old);
 			i++;
 			if (cmp == 0)
@@ -2027,7 +1860,7 @@ eng_walk(struct eng_ctx *c, int *sfds, struct stat *sst)
 		    &ds, 0);
 	}
 out:
-	eng_ents_release(c, S, ns);
+	eng_ents_free(S, ns);
 	eng_dir_unref(root.dir);
 }
 

@@ -305,47 +305,6 @@ int	eng_pool_submit(struct eng_ctx *c, struct eng_copy_job *j,
  * ready now, at least one when any is out, or all. */
 enum eng_collect { ENG_COLLECT_READY, ENG_COLLECT_ONE, ENG_COLLECT_ALL };
 void	eng_pool_collect(struct eng_ctx *c, enum eng_collect how);
-/*
- * A folder listed ahead of the walk by a copier thread: opened under sfd
- * (which stays open until the listing is collected), checked against the
- * expected (dev, ino), and listed with a stat of every entry when it is on
- * the filesystem of its parent.  The thread then lists the folder's own
- * subfolders ahead too (their listings hang on its entries), within a
- * budget of folders listed and not yet walked.  engine.c does the work
- * (eng_listing_run()) and owns the struct.
- */
-struct eng_ent;
-struct eng_listing {
-	int		 sfd;
-	const char	*name;		/* in the listing of sfd */
-	dev_t		 dev;		/* as listed */
-	ino_t		 ino;
-	dev_t		 pdev;		/* its parent's filesystem */
-	char		*rel;		/* dest relpath (filters use the part
-					   from root_off), NUL-terminated */
-	size_t		 rel_len, root_off;
-	bool		 filtered;	/* inside one source: filters apply */
-	/* results */
-	int		 fd;		/* the folder, or -1 (open_err) */
-	int		 open_err;
-	struct stat	 st;
-	bool		 listed;	/* kids valid, or list_err */
-	int		 list_err;
-	struct eng_ent	*kids;
-	size_t		 nkids;
-	bool		 done;		/* collected: results valid */
-};
-/* On a copier thread. */
-void	eng_listing_run(struct eng_ctx *c, struct eng_listing *l);
-/* Queue l (from any thread), first: ahead of everything queued (a copier
- * queues a listing's subfolders so, last to first, which keeps the walk's
- * depth-first order), else behind.  0, or -1 when the budget is spent or
- * memory is short (not queued; the walk lists it itself). */
-int	eng_pool_list(struct eng_ctx *c, struct eng_listing *l, bool first);
-/* A listing queued with eng_pool_list() was freed: its budget is back. */
-void	eng_pool_list_freed(struct eng_ctx *c);
-/* Until l->done (collecting copies meanwhile). */
-void	eng_pool_wait_list(struct eng_ctx *c, struct eng_listing *l);
 /* Add a folder's metadata item to the batch, or hold it until the copies
  * of its files are back. */
 int	eng_pool_dir_meta(struct eng_ctx *c, struct eng_item *it);

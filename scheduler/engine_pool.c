@@ -37,9 +37,6 @@
  * the walk lists a folder, few enough to bound open files. */
 #define ENG_POOL_DEPTH		32
 #define ENG_POOL_MAX_THREADS	8
-/* Folders listed ahead of the walk and not yet walked: a bound on the
- * memory their listings take. */
-#define ENG_POOL_LISTS		64
 
 struct eng_rec {
 	struct eng_rec	*next;
@@ -55,7 +52,6 @@ struct eng_rec {
 
 struct eng_task {
 	struct eng_task	*next;
-	struct eng_listing *listing;	/* a listing task, or NULL: a copy */
 	struct eng_copy_job j;
 	struct eng_item	 it;
 	bool		 present;
@@ -80,7 +76,6 @@ struct eng_pool {
 	struct eng_task	*done, **done_tail;
 	unsigned	 out;		/* submitted, not collected */
 	unsigned	 depth;
-	unsigned	 lists;		/* listings queued, not freed */
 	bool		 quit;
 	unsigned	 nthreads;	/* running */
 	struct eng_copier copiers[ENG_POOL_MAX_THREADS];
@@ -186,14 +181,10 @@ eng_pool_main(void *arg)
 		pthread_mutex_unlock(&p->mu);
 
 		t->next = NULL;
-		if (t->listing != NULL)
-			eng_listing_run(p->c, t->listing);
-		else {
-			t->j.buf = w->buf;
-			eng_pool_cur = t;
-			t->rc = eng_copy_body(p->c, &t->j, &t->it);
-			eng_pool_cur = NULL;
-		}
+		t->j.buf = w->buf;
+		eng_pool_cur = t;
+		t->rc = eng_copy_body(p->c, &t->j, &t->it);
+		eng_pool_cur = NULL;
 
 		pthread_mutex_lock(&p->mu);
 		*p->done_tail = t;
@@ -376,11 +367,7 @@ eng_pool_collect(struct eng_ctx *c, enum eng_collect how)
 		pthread_mutex_unlock(&p->mu);
 		for (; t != NULL; t = n) {
 			n = t->next;
-			if (t->listing != NULL) {
-				t->listing->done = true;
-				free(t);
-			} else
-				eng_pool_finish(c, t);
+			eng_pool_finish(c, t);
 		}
 		eng_progress(c, false);
 		if (how != ENG_COLLECT_ALL || left == 0)
@@ -429,57 +416,6 @@ eng_pool_submit(struct eng_ctx *c, struct eng_copy_job *j,
 	pthread_cond_signal(&p->work);
 	pthread_mutex_unlock(&p->mu);
 	return c->stop == ENG_GO ? 0 : -1;
-}
-
-int
-eng_pool_list(struct eng_ctx *c, struct eng_listing *l, bool first)
-{
-	struct eng_pool	*p = c->pool;
-	struct eng_task	*t;
-
-	if (p == NULL || (t = calloc(1, sizeof(*t))) == NULL)
-		return -1;
-	t->listing = l;
-	l->done = false;
-	l->fd = -1;
-	pthread_mutex_lock(&p->mu);
-	if (p->lists >= ENG_POOL_LISTS) {
-		pthread_mutex_unlock(&p->mu);
-		free(t);
-		return -1;
-	}
-	p->lists++;
-	p->out++;
-	if (first) {
-		if ((t->next = p->todo) == NULL)
-			p->todo_tail = &t->next;
-		p->todo = t;
-	} else {
-		*p->todo_tail = t;
-		p->todo_tail = &t->next;
-	}
-	pthread_cond_signal(&p->work);
-	pthread_mutex_unlock(&p->mu);
-	return 0;
-}
-
-void
-eng_pool_list_freed(struct eng_ctx *c)
-{
-	struct eng_pool	*p = c->pool;
-
-	if (p == NULL)
-		return;
-	pthread_mutex_lock(&p->mu);
-	p->lists--;
-	pthread_mutex_unlock(&p->mu);
-}
-
-void
-eng_pool_wait_list(struct eng_ctx *c, struct eng_listing *l)
-{
-	while (!l->done)
-		eng_pool_collect(c, ENG_COLLECT_ONE);
 }
 
 int

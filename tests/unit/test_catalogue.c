@@ -634,6 +634,55 @@ test_wrong_format_fresh(void **state)
 }
 
 static void
+test_old_format_rebuilt(void **state)
+{
+	struct fx *fx = *state;
+	struct vg_err err = { 0 };
+	bool fresh = false;
+
+	/* format 1: one column per field */
+	put(fx->cat, "", "f", 1);
+	assert_int_equal(catalogue_test_exec(fx->cat, "DROP TABLE entries; "
+	    "CREATE TABLE entries (dir INTEGER NOT NULL, name BLOB NOT NULL, "
+	    "type INTEGER NOT NULL, size INTEGER NOT NULL, mtime INTEGER NOT "
+	    "NULL, ctime INTEGER NOT NULL, ino INTEGER NOT NULL, dev INTEGER "
+	    "NOT NULL, mode INTEGER NOT NULL, uid INTEGER NOT NULL, gid "
+	    "INTEGER NOT NULL, sum BLOB, PRIMARY KEY (dir, name)) WITHOUT "
+	    "ROWID; INSERT INTO entries VALUES (1, 'f', 1, 1, 0, 0, 0, 0, 0, "
+	    "0, 0, NULL); UPDATE meta SET value = '1' WHERE key = 'format'",
+	    &err), 0);
+	reopen(fx, KEY, &fresh);
+	assert_true(fresh);
+	assert_false(catalogue_was_dirty(fx->cat));
+	assert_string_equal(names(fx->cat, ""), "");
+	/* rebuilt in place, not moved aside as damaged */
+	assert_int_equal(file_count(fx->dir, ".corrupt"), 0);
+	put(fx->cat, "", "g", 2);
+	assert_string_equal(names(fx->cat, ""), "g");
+	reopen(fx, KEY, &fresh);
+	assert_false(fresh);
+	assert_string_equal(names(fx->cat, ""), "g");
+}
+
+static void
+test_damaged_row_is_an_error(void **state)
+{
+	struct fx *fx = *state;
+	struct catalogue_entry *v = NULL;
+	struct vg_err err = { 0 };
+	size_t n = 0;
+
+	put(fx->cat, "d", "f", 1);
+	assert_int_equal(catalogue_test_exec(fx->cat, "UPDATE entries SET "
+	    "st = x'0102'", &err), 0);
+	assert_int_equal(catalogue_dir_load(fx->cat, "d", 1, &v, &n, &err),
+	    -1);
+	assert_null(v);
+	assert_non_null(strstr(err.msg, "damaged"));
+	assert_non_null(strstr(err.msg, "\"d\""));
+}
+
+static void
 test_not_ours_fresh(void **state)
 {
 	struct fx *fx = *state;
@@ -704,6 +753,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_empty_file_fresh, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_pages_fresh,
+		    setup_open, teardown),
+		cmocka_unit_test_setup_teardown(test_old_format_rebuilt,
+		    setup_open, teardown),
+		cmocka_unit_test_setup_teardown(test_damaged_row_is_an_error,
 		    setup_open, teardown),
 		cmocka_unit_test_setup_teardown(test_wrong_format_fresh,
 		    setup_open, teardown),
