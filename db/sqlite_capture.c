@@ -60,6 +60,12 @@ sqlcap_is_header(const void *buf, size_t len)
 	    memcmp(buf, SQLCAP_MAGIC, SQLCAP_MAGIC_LEN) == 0;
 }
 
+bool
+sqlcap_size_may_be_db(long long size)
+{
+	return size >= 512 && size % 512 == 0;
+}
+
 /* Sort a SQLite failure into a status and say what it means. */
 static int
 sqlcap_fail(sqlite3 *db, int rc, const char *src, const char *dst,

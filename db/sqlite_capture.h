@@ -35,6 +35,14 @@ enum sqlcap_status {
 
 /* True when buf (len bytes, the start of a file) holds the SQLite header. */
 bool	sqlcap_is_header(const void *buf, size_t len);
+/*
+ * False when a file of this size cannot be a database SQLite wrote: its
+ * file is whole pages, and a page is 512 to 65536 bytes.  Spares reading
+ * the header of almost every other file.  (A new WAL database whose pages
+ * are all still in its -wal has an empty file: it is not taken for a
+ * database at any size under 512, and is copied with its companions.)
+ */
+bool	sqlcap_size_may_be_db(long long size);
 
 /*
  * Copy the database at src_path (absolute, no symlink in it: refused) into

@@ -46,14 +46,17 @@ capture_sleep_ms(unsigned ms)
 }
 
 int
-capture_verified(int src_fd, unsigned retries, capture_copy_fn fn,
-    void *arg, struct capture_outcome *out, struct vg_err *err)
+capture_verified(int src_fd, const struct stat *known, unsigned retries,
+    capture_copy_fn fn, void *arg, struct capture_outcome *out,
+    struct vg_err *err)
 {
 	struct stat	 before, after;
 	unsigned	 backoff = CAPTURE_BACKOFF_MS;
 
 	memset(out, 0, sizeof(*out));
-	if (fstat(src_fd, &before) == -1) {
+	if (known != NULL)
+		before = *known;
+	else if (fstat(src_fd, &before) == -1) {
 		vg_err_sys(err, "cannot read the state of the file");
 		return -1;
 	}

@@ -62,12 +62,15 @@ struct capture_outcome {
  * Verified copy of src_fd (a regular file opened for reading): fstat, copy,
  * fstat; when size, mtime (ns), ctime (ns), inode or device moved, wait
  * (CAPTURE_BACKOFF_MS, doubling) and copy again, at most retries more
- * times.  Returns 0 with *out filled (out->consistent false: mark the file
- * inconsistent and end the run partial), or -1 when fstat or copy_fn failed
- * (err says which).
+ * times.  known, when not NULL, is an fstat of src_fd the caller took
+ * since it opened it: it stands for the first "before" (an older "before"
+ * only widens the window a change is caught in).  Returns 0 with *out
+ * filled (out->consistent false: mark the file inconsistent and end the
+ * run partial), or -1 when fstat or copy_fn failed (err says which).
  */
-int	capture_verified(int src_fd, unsigned retries, capture_copy_fn fn,
-	    void *arg, struct capture_outcome *out, struct vg_err *err);
+int	capture_verified(int src_fd, const struct stat *known,
+	    unsigned retries, capture_copy_fn fn, void *arg,
+	    struct capture_outcome *out, struct vg_err *err);
 
 /*
  * Reflink capture: clone src_fd into an unnamed file in staging_fd (the

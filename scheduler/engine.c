@@ -558,6 +558,25 @@ struct eng_lazy {
 };
 
 /*
+ * mkdirat() said EEXIST in a folder this run made (d->fresh), where no
+ * name was looked up first: a destination that folds case ("A" and "a")
+ * already has the folder from an earlier name.  True, with *st, when that
+ * is a folder; else false with errno EEXIST.
+ */
+static bool
+eng_fresh_exists(struct eng_dir *d, const char *name, struct stat *st)
+{
+	if (errno != EEXIST || !d->fresh)
+		return false;
+	if (fstatat(d->fd, name, st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    S_ISDIR(st->st_mode))
+		return true;
+	memset(st, 0, sizeof(*st));
+	errno = EEXIST;
+	return false;
+}
+
+/*
  * The fd of a destination folder, opened on first use (the catalogue says
  * it exists, so a no-change run never opens it).  In the real pass a folder
  * that went missing or became something else is put back (the run then
@@ -1089,7 +1108,7 @@ eng_file(struct eng_ctx *c, int sfd, struct eng_ent *s, struct eng_lazy *z,
 			    "opening the folder of");
 		return;
 	}
-	if (dfd != -1) {
+	if (dfd != -1 && !z->dir->fresh) {
 		if (fstatat(dfd, s->name, &dst, AT_SYMLINK_NOFOLLOW) == 0)
 			present = true;
 		else if (errno != ENOENT) {
@@ -1277,7 +1296,7 @@ eng_symlink(struct eng_ctx *c, int sfd, struct eng_ent *s,
 			    "opening the folder of");
 		goto out;
 	}
-	if (dfd != -1) {
+	if (dfd != -1 && !z->dir->fresh) {
 		if (fstatat(dfd, s->name, &dst, AT_SYMLINK_NOFOLLOW) == 0)
 			present = true;
 		else if (errno != ENOENT) {
@@ -1436,7 +1455,7 @@ eng_folder(struct eng_ctx *c, int sfd, struct eng_ent *s, struct eng_lazy *z,
 				    "opening the folder of");
 			goto out;
 		}
-		if (dfd != -1) {
+		if (dfd != -1 && !z->dir->fresh) {
 			if (fstatat(dfd, s->name, &dst,
 			    AT_SYMLINK_NOFOLLOW) == 0)
 				present = true;
@@ -1461,11 +1480,18 @@ eng_folder(struct eng_ctx *c, int sfd, struct eng_ent *s, struct eng_lazy *z,
 		if (!present) {
 			eng_plan(c, "mkdir", c->rel, c->rel_len, -1);
 			if (c->pass == ENG_PASS_RUN) {
-				if (mkdirat(dfd, s->name, 0700) == -1) {
+				if (mkdirat(dfd, s->name, 0700) == 0)
+					;
+				else if (eng_fresh_exists(z->dir, s->name,
+				    &dst))
+					present = true;
+				else {
 					eng_dest_error(c, errno, c->rel,
 					    c->rel_len, "creating the folder");
 					goto out;
 				}
+			}
+			if (c->pass == ENG_PASS_RUN && !present) {
 				z->dir->touched = true;
 				ds->modified = true;
 				created = true;
@@ -1484,6 +1510,7 @@ eng_folder(struct eng_ctx *c, int sfd, struct eng_ent *s, struct eng_lazy *z,
 				close(fd);
 				goto out;
 			}
+			cz.dir->fresh = created;
 		}
 	}
 

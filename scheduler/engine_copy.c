@@ -433,7 +433,8 @@ eng_copy_open(struct eng_ctx *c, struct eng_copy_job *j)
 	/* a SQLite database is captured through the backup API (not from a
 	   btrfs snapshot: it is one moment already, and SQLite cannot open a
 	   WAL database read-only there without its -shm) */
-	if (!eng_from_snapshot(j->method) && a.st_size >= SQLCAP_MAGIC_LEN) {
+	if (!eng_from_snapshot(j->method) &&
+	    sqlcap_size_may_be_db((long long)a.st_size)) {
 		if ((hn = pread(j->fd, hdr, sizeof(hdr), 0)) == -1) {
 			eng_problem(c, j->rel, j->rel_len, "unreadable", false,
 			    "read error: %s", strerror(errno));
@@ -535,8 +536,8 @@ eng_copy_body(struct eng_ctx *c, struct eng_copy_job *j,
 	/* 3. copied and checked: fstat before and after, again while it
 	   moves */
 	if (r == CAPTURE_FALLTHROUGH) {
-		r = capture_verified(j->fd, c->job->retries, eng_capture_copy,
-		    &ca, &out, &cerr);
+		r = capture_verified(j->fd, &j->st, c->job->retries,
+		    eng_capture_copy, &ca, &out, &cerr);
 		if (r == 0)
 			got = !out.consistent ? VG_CAP_INCONSISTENT :
 			    out.copies > 1 || j->method == VG_CAP_REFLINK ?

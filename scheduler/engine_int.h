@@ -49,6 +49,9 @@ struct eng_dir {
 	int	 fd;
 	int	 refs;
 	bool	 touched;	/* entries changed: fsync before commit */
+	bool	 fresh;		/* made empty by this run's walk, which alone
+				   puts names in it: nothing there to look
+				   up */
 	/* The walk's thread only: copies of files in this folder that the
 	 * copier threads have not handed back yet, and the folder's own
 	 * metadata item, held back until they have (a rename after it would
@@ -302,8 +305,10 @@ bool	eng_pool_takes(struct eng_ctx *c, const struct stat *st, bool fallback,
 int	eng_pool_submit(struct eng_ctx *c, struct eng_copy_job *j,
 	    struct eng_dir *d, bool present);
 /* Take back finished copies (replay what they reported, batch them): those
- * ready now, at least one when any is out, or all. */
-enum eng_collect { ENG_COLLECT_READY, ENG_COLLECT_ONE, ENG_COLLECT_ALL };
+ * ready now (cheap when none is: called after every entry), at least a
+ * quarter of the most that may be out (the walk is ahead: one wake-up per
+ * many copies, not one per copy), or all. */
+enum eng_collect { ENG_COLLECT_READY, ENG_COLLECT_MANY, ENG_COLLECT_ALL };
 void	eng_pool_collect(struct eng_ctx *c, enum eng_collect how);
 /* Add a folder's metadata item to the batch, or hold it until the copies
  * of its files are back. */

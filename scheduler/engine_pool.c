@@ -71,9 +71,13 @@ struct eng_pool {
 	struct eng_ctx	*c;
 	pthread_mutex_t	 mu;
 	pthread_cond_t	 work;		/* todo not empty, or quit */
-	pthread_cond_t	 done_cv;	/* done not empty */
+	pthread_cond_t	 done_cv;	/* ndone reached want */
 	struct eng_task	*todo, **todo_tail;
 	struct eng_task	*done, **done_tail;
+	unsigned	 ndone;		/* on the done list; written under mu,
+					   read without it (atomics) */
+	unsigned	 want;		/* the walk waits for this many done */
+	bool		 waiting;
 	unsigned	 out;		/* submitted, not collected */
 	unsigned	 depth;
 	bool		 quit;
@@ -189,7 +193,9 @@ eng_pool_main(void *arg)
 		pthread_mutex_lock(&p->mu);
 		*p->done_tail = t;
 		p->done_tail = &t->next;
-		pthread_cond_signal(&p->done_cv);
+		if (__atomic_add_fetch(&p->ndone, 1, __ATOMIC_RELEASE) >=
+		    p->want && p->waiting)
+			pthread_cond_signal(&p->done_cv);
 	}
 	pthread_mutex_unlock(&p->mu);
 	return NULL;
@@ -353,16 +359,30 @@ eng_pool_collect(struct eng_ctx *c, enum eng_collect how)
 
 	if (p == NULL)
 		return;
+	/* nothing back yet: no lock (this runs after every entry) */
+	if (how == ENG_COLLECT_READY &&
+	    __atomic_load_n(&p->ndone, __ATOMIC_ACQUIRE) == 0)
+		return;
 	for (;;) {
 		pthread_mutex_lock(&p->mu);
-		while (how != ENG_COLLECT_READY && p->done == NULL &&
-		    p->out > 0)
-			pthread_cond_wait(&p->done_cv, &p->mu);
+		if (how != ENG_COLLECT_READY) {
+			p->want = how == ENG_COLLECT_ALL ? p->out :
+			    p->depth / 4;
+			if (p->want > p->out)
+				p->want = p->out;
+			if (p->want == 0 && p->out > 0)
+				p->want = 1;
+			p->waiting = true;
+			while (__atomic_load_n(&p->ndone, __ATOMIC_RELAXED) <
+			    p->want)
+				pthread_cond_wait(&p->done_cv, &p->mu);
+			p->waiting = false;
+		}
 		t = p->done;
 		p->done = NULL;
 		p->done_tail = &p->done;
-		for (n = t; n != NULL; n = n->next)
-			p->out--;
+		p->out -= __atomic_load_n(&p->ndone, __ATOMIC_RELAXED);
+		__atomic_store_n(&p->ndone, 0, __ATOMIC_RELAXED);
 		left = p->out;
 		pthread_mutex_unlock(&p->mu);
 		for (; t != NULL; t = n) {
@@ -408,7 +428,7 @@ eng_pool_submit(struct eng_ctx *c, struct eng_copy_job *j,
 		if (p->out < p->depth)
 			break;
 		pthread_mutex_unlock(&p->mu);
-		eng_pool_collect(c, ENG_COLLECT_ONE);
+		eng_pool_collect(c, ENG_COLLECT_MANY);
 	}
 	p->out++;
 	*p->todo_tail = t;

@@ -285,7 +285,7 @@ copy_tree(const char *from, const char *dest, const char *staging,
 			how = "reflink";
 		}
 		if (r == CAPTURE_FALLTHROUGH) {
-			r = capture_verified(fd, cap == VG_CAP_VERIFIED ? 3 :
+			r = capture_verified(fd, NULL, cap == VG_CAP_VERIFIED ? 3 :
 			    0, copier_fn, &c, &out, &err);
 			how = cap == VG_CAP_SNAPSHOT_BTRFS ? "snapshot-btrfs" :
 			    "verified";

@@ -208,7 +208,7 @@ test_verified_quiet_file_copied_once(void **state)
 
 	src = make_file(f, "quiet", 7);
 	c.dst = make_dst(f, "quiet.copy");
-	assert_int_equal(capture_verified(src, 3, copier_fn, &c, &out, &err),
+	assert_int_equal(capture_verified(src, NULL, 3, copier_fn, &c, &out, &err),
 	    0);
 	assert_int_equal(out.copies, 1);
 	assert_int_equal(c.calls, 1);
@@ -249,7 +249,7 @@ test_verified_rewrite_copied_after_retry(void **state)
 	}
 	c.go_fd = go[1];
 	c.ack_fd = ack[0];
-	assert_int_equal(capture_verified(src, 3, copier_fn, &c, &out, &err),
+	assert_int_equal(capture_verified(src, NULL, 3, copier_fn, &c, &out, &err),
 	    0);
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
@@ -302,7 +302,7 @@ test_verified_busy_file_ends_inconsistent(void **state)
 	while (*writes < 2)
 		sleep_ms(1);
 	before = *writes;
-	assert_int_equal(capture_verified(src, 2, copier_fn, &c, &out, &err),
+	assert_int_equal(capture_verified(src, NULL, 2, copier_fn, &c, &out, &err),
 	    0);
 	kill(pid, SIGKILL);
 	assert_int_equal(waitpid(pid, &status, 0), pid);
@@ -330,7 +330,7 @@ test_verified_copy_failure_is_an_error(void **state)
 	src = make_file(f, "fails", 1);
 	c.dst = make_dst(f, "fails.copy");
 	vg_err_clear(&err);
-	assert_int_equal(capture_verified(src, 3, copier_fn, &c, &out, &err),
+	assert_int_equal(capture_verified(src, NULL, 3, copier_fn, &c, &out, &err),
 	    -1);
 	assert_int_equal(err.sys_errno, EIO);
 	assert_non_null(strstr(err.msg, "copy 1"));
