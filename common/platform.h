@@ -126,6 +126,12 @@ int	plat_lxattr_get(int dirfd, const char *name, const char *xname,
 	    void **value, size_t *len);
 int	plat_lxattr_set(int dirfd, const char *name, const char *xname,
 	    const void *value, size_t len);
+/*
+ * True when a file made in folder fd gets its permission bits from the
+ * folder (an inherited default ACL) rather than from the mode asked for
+ * less the umask; true too when it cannot be told.
+ */
+bool	plat_dir_inherits_mode(int fd);
 
 /* ---- renaming ---- */
 

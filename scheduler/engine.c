@@ -2178,6 +2178,10 @@ engine_run(const struct engine_opts *o, struct vg_engine_result *res,
 			    "files");
 	}
 	res->status = VG_RUN_OK;
+	c.euid = geteuid();
+	/* read it back at once: no thread yet that makes files */
+	c.umask = umask(077);
+	(void)umask(c.umask);
 	eng_set_phase(&c, ENGINE_PHASE_SCAN);
 	if (eng_pool_start(&c, eng_pool_threads()) == -1)
 		log_warnx("cannot start the copier threads (%s); the run goes "

@@ -32,10 +32,19 @@ eng_dir_new(int fd)
 {
 	struct eng_dir	*d;
 
+	struct stat	 st;
+
 	if ((d = calloc(1, sizeof(*d))) == NULL)
 		return NULL;
 	d->fd = fd;
 	d->refs = 1;
+	/* a setgid folder gives its group to what is made in it */
+	if (fstat(fd, &st) == 0) {
+		d->new_gid = (st.st_mode & S_ISGID) ? st.st_gid : getegid();
+		d->gid_known = true;
+	}
+	/* a default ACL, not the umask, decides the mode of what is made */
+	d->mode_as_made = !plat_dir_inherits_mode(fd);
 	return d;
 }
 
@@ -462,11 +471,24 @@ eng_copy_body(struct eng_ctx *c, struct eng_copy_job *j,
 	struct stat	 a;
 	struct timespec	 ts[2];
 	enum vg_capture	 got;
+	mode_t		 made;
+	bool		 owned;
 	int		 dfd = -1, dirfd = it->dir->fd, stg, r, rc = 1;
 	char		*esc;
 
+	/*
+	 * The temp file is made with the file's permission bits when it
+	 * already has the file's owner (no chown to come): one attribute
+	 * change less per file.  Otherwise 0600 until the chown.  A mode
+	 * that differs from the one made (set-id bits, the umask, a default
+	 * ACL, a change since the open) is set after the copy.
+	 */
+	owned = !c->o->as_root || (j->st.st_uid == c->euid &&
+	    it->dir->gid_known && j->st.st_gid == it->dir->new_gid);
+	made = owned ? (j->st.st_mode & 0777) : 0600;
 	dfd = openat(dirfd, it->tmp, O_RDWR | O_CREAT | O_EXCL |
-	    O_NOFOLLOW | O_CLOEXEC, 0600);
+	    O_NOFOLLOW | O_CLOEXEC, made);
+	made = it->dir->mode_as_made ? made & ~c->umask : (mode_t)-1;
 	if (dfd == -1) {
 		rc = eng_dest_error(c, errno, j->rel, j->rel_len,
 		    "creating a temp file for") == -1 ? -1 : 1;
@@ -554,11 +576,16 @@ eng_copy_body(struct eng_ctx *c, struct eng_copy_job *j,
 		goto out;
 	}
 	a = out.st;
-	if (c->o->as_root && fchown(dfd, a.st_uid, a.st_gid) == -1)
-		eng_problem(c, j->rel, j->rel_len, "metadata", true,
-		    "cannot set the owner: %s", strerror(errno));
+	if (c->o->as_root && (!owned || a.st_uid != j->st.st_uid ||
+	    a.st_gid != j->st.st_gid)) {
+		if (fchown(dfd, a.st_uid, a.st_gid) == -1)
+			eng_problem(c, j->rel, j->rel_len, "metadata", true,
+			    "cannot set the owner: %s", strerror(errno));
+		made = (mode_t)-1;	/* chown clears set-id bits */
+	}
 	eng_copy_xattrs(c, j->rel, j->rel_len, j->fd, dfd);
-	if (fchmod(dfd, a.st_mode & 07777) == -1)
+	if ((a.st_mode & 07777) != made && fchmod(dfd, a.st_mode & 07777) ==
+	    -1)
 		eng_problem(c, j->rel, j->rel_len, "metadata", true,
 		    "cannot set the mode: %s", strerror(errno));
 	ts[0] = a.st_atim;

@@ -52,6 +52,10 @@ struct eng_dir {
 	bool	 fresh;		/* made empty by this run's walk, which alone
 				   puts names in it: nothing there to look
 				   up */
+	bool	 gid_known;
+	gid_t	 new_gid;	/* the group a file made in it gets */
+	bool	 mode_as_made;	/* no default ACL: a file made in it has
+				   the mode asked for, less the umask */
 	/* The walk's thread only: copies of files in this folder that the
 	 * copier threads have not handed back yet, and the folder's own
 	 * metadata item, held back until they have (a rename after it would
@@ -124,6 +128,8 @@ struct eng_ctx {
 	bool			 mirror;
 	bool			 keep;		/* versions are kept */
 	uid_t			 uid;
+	uid_t			 euid;		/* who creates the copies */
+	mode_t			 umask;		/* the process's, read at start */
 
 	const char		*dest;		/* as configured */
 	int			 dest_fd;	/* -1 only in plan passes */

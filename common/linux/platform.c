@@ -547,6 +547,14 @@ plat_x_get_all(int fd, const char *path, const char *name, void **value,
 	return 0;
 }
 
+bool
+plat_dir_inherits_mode(int fd)
+{
+	if (fgetxattr(fd, "system.posix_acl_default", NULL, 0) >= 0)
+		return true;
+	return errno != ENODATA && errno != ENOTSUP;
+}
+
 int
 plat_xattr_list(int fd, char **names, size_t *len)
 {

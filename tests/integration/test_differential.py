@@ -286,6 +286,40 @@ def vigild_run_once(t, v):
             "the --run-once run is in history with status ok", repr(h[:2]))
 
 
+def inherited_modes(t, v):
+    """The copies' modes and owners do not depend on the destination's
+    umask, setgid folders or default ACLs: a temp file made with the
+    source's mode skips its chmod only where the mode made is the mode
+    asked for."""
+    import shutil
+    root = t.path("modes")
+    os.mkdir(root)
+    src, dst = os.path.join(root, "src"), os.path.join(root, "dst")
+    # as root: files of root's group and of the destination's (setgid)
+    # group are made with the owner they keep, the others are chowned
+    gentree.generate(src, 4242, files=120, deep=False, sparse=False,
+                     owners=[(0, 0), (0, 4321), (1234, 5678)]
+                     if os.geteuid() == 0 else None)
+    os.mkdir(dst)
+    if os.geteuid() == 0:
+        os.chown(dst, 0, 4321)
+    os.chmod(dst, 0o2775)
+    acl = shutil.which("setfacl")
+    if acl:
+        # takes the group's bits, which a umask of 022 leaves
+        subprocess.run([acl, "-d", "-m", "u::rwx,g::---,o::r-x", dst],
+                       check=True)
+    else:
+        t.info("setfacl is missing: no default ACL on the destination")
+    v.import_jobs(job_ini("modes", src, dst, mode="mirror"))
+    old = os.umask(0o022)
+    try:
+        run_and_compare(t, v, "modes", src, dst, "a setgid destination "
+                        "with a default ACL, umask 022")
+    finally:
+        os.umask(old)
+
+
 def main(t):
     v = Vigil(t, t.path("state"))
     mirror_seeds(t, v)
@@ -293,6 +327,7 @@ def main(t):
     tamper(t, v)
     max_delete(t, v)
     excluded_kept(t, v)
+    inherited_modes(t, v)
     vigild_run_once(t, v)
 
 
