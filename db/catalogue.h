@@ -55,10 +55,11 @@ struct catalogue_entry {
 /*
  * Open or create.  dest_key identifies the destination (e.g. its path plus
  * device); a catalogue written for another key is discarded.  *fresh is set
- * true when the catalogue started empty (new, corrupt, foreign).  A corrupt
- * file (not SQLite, quick_check fails, another format) is moved aside to
- * "<path>.corrupt" with a warning in the log; one held by another process
- * (a second run of the job) is an error and is left alone.
+ * true when the catalogue started empty (new, corrupt, foreign, of an
+ * older format).  A corrupt file (not SQLite, quick_check fails, an unknown
+ * format) is moved aside to "<path>.corrupt" with a warning in the log; one
+ * of the previous format is emptied in place with a note.  One held by
+ * another process (a second run of the job) is an error and is left alone.
  */
 int	catalogue_open(const char *path, const char *dest_key,
 	    struct vg_catalogue **out, bool *fresh, struct vg_err *err);
