@@ -479,13 +479,15 @@ eng_copy_body(struct eng_ctx *c, struct eng_copy_job *j,
 	/*
 	 * The temp file is made with the file's permission bits when it
 	 * already has the file's owner (no chown to come): one attribute
-	 * change less per file.  Otherwise 0600 until the chown.  A mode
-	 * that differs from the one made (set-id bits, the umask, a default
-	 * ACL, a change since the open) is set after the copy.
+	 * change less per file.  Otherwise 0600 until the chown.  The owner
+	 * can always read and write it meanwhile (a user.* xattr needs write
+	 * permission).  A mode that differs from the one made (read-only,
+	 * set-id bits, the umask, a default ACL, a change since the open) is
+	 * set after the copy.
 	 */
 	owned = !c->o->as_root || (j->st.st_uid == c->euid &&
 	    it->dir->gid_known && j->st.st_gid == it->dir->new_gid);
-	made = owned ? (j->st.st_mode & 0777) : 0600;
+	made = owned ? (j->st.st_mode & 0777) | 0600 : 0600;
 	dfd = openat(dirfd, it->tmp, O_RDWR | O_CREAT | O_EXCL |
 	    O_NOFOLLOW | O_CLOEXEC, made);
 	made = it->dir->mode_as_made ? made & ~c->umask : (mode_t)-1;

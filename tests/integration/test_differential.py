@@ -320,6 +320,37 @@ def inherited_modes(t, v):
         os.umask(old)
 
 
+def user_read_only(t):
+    """A job that is not root's: a read-only file with a user.* xattr is
+    copied with its xattr and its mode (the temp file stays writable by
+    its owner until the copy is done: setting user.* needs write
+    permission)."""
+    import pwd
+    if os.geteuid() != 0:
+        t.info("not root: the run as another user is left out")
+        return
+    nobody = pwd.getpwnam("nobody")
+    base = t.path("asuser")
+    os.mkdir(base, 0o755)
+    src, dst, state = (os.path.join(base, x) for x in ("src", "dst",
+                                                      "state"))
+    for d in (src, state):
+        os.mkdir(d, 0o755)
+    for n, mode in (("ro", 0o444), ("ro-exec", 0o555), ("rw", 0o644)):
+        f = os.path.join(src, n)
+        with open(f, "w") as fh:
+            fh.write(n)
+        os.setxattr(f, "user.note", n.encode())
+        os.chmod(f, mode)
+    for x in (base, src, state) + tuple(os.path.join(src, n) for n in
+                                        ("ro", "ro-exec", "rw")):
+        os.lchown(x, nobody.pw_uid, nobody.pw_gid)
+    v = Vigil(t, state, as_user="nobody")
+    v.import_jobs(job_ini("ro", src, dst, mode="mirror"))
+    run_and_compare(t, v, "ro", src, dst, "as nobody: read-only files "
+                    "with user xattrs")
+
+
 def main(t):
     v = Vigil(t, t.path("state"))
     mirror_seeds(t, v)
@@ -328,6 +359,7 @@ def main(t):
     max_delete(t, v)
     excluded_kept(t, v)
     inherited_modes(t, v)
+    user_read_only(t)
     vigild_run_once(t, v)
 
 
