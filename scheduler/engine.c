@@ -436,13 +436,6 @@ eng_ents_free(struct eng_ent *v, size_t n)
 	free(v);
 }
 
-/*
- * List folder fd sorted by name; with stat, fstatat() each entry.  Returns
- * -1 with errno when the folder could not be read completely (the caller
- * must then not act on what is missing from it).
- */
-static int eng_list(int, bool, struct eng_ent **, size_t *);
-
 /* The listing eng_list() builds, entry by entry (plat_dir_fn). */
 struct eng_listbuf {
 	struct eng_ent	*v;
@@ -474,6 +467,11 @@ eng_list_one(const char *name, size_t len, unsigned char type, void *arg)
 	return 0;
 }
 
+/*
+ * List folder fd sorted by name; with stat, fstatat() each entry.  Returns
+ * -1 with errno when the folder could not be read completely (the caller
+ * must then not act on what is missing from it).
+ */
 static int
 eng_list(int fd, bool do_stat, struct eng_ent **out, size_t *nout)
 {
@@ -2178,7 +2176,6 @@ engine_run(const struct engine_opts *o, struct vg_engine_result *res,
 			    "files");
 	}
 	res->status = VG_RUN_OK;
-	c.euid = geteuid();
 	/* read it back at once: no thread yet that makes files */
 	c.umask = umask(077);
 	(void)umask(c.umask);

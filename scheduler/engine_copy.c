@@ -485,7 +485,7 @@ eng_copy_body(struct eng_ctx *c, struct eng_copy_job *j,
 	 * set-id bits, the umask, a default ACL, a change since the open) is
 	 * set after the copy.
 	 */
-	owned = !c->o->as_root || (j->st.st_uid == c->euid &&
+	owned = !c->o->as_root || (j->st.st_uid == c->uid &&
 	    it->dir->gid_known && j->st.st_gid == it->dir->new_gid);
 	made = owned ? (j->st.st_mode & 0777) | 0600 : 0600;
 	dfd = openat(dirfd, it->tmp, O_RDWR | O_CREAT | O_EXCL |

@@ -127,8 +127,7 @@ struct eng_ctx {
 	bool			 use_cat;	/* fast path for this run */
 	bool			 mirror;
 	bool			 keep;		/* versions are kept */
-	uid_t			 uid;
-	uid_t			 euid;		/* who creates the copies */
+	uid_t			 uid;		/* the process's: owns what it makes */
 	mode_t			 umask;		/* the process's, read at start */
 
 	const char		*dest;		/* as configured */
