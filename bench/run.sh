@@ -3,7 +3,7 @@
 # corpus, in one run (issue 3, "Speed").
 #
 #   bench/run.sh [--build DIR] [--corpus PATH]... [--max-mb N] [--reps N]
-#                [--files N] [--work DIR] [--keep] [--no-install]
+#                [--files N] [--age S] [--work DIR] [--keep] [--no-install]
 #
 # Corpus: a copy of /usr/share and /usr/include (or the --corpus paths),
 # cut at --max-mb MiB when given, in a temp folder; it prints what it used.
@@ -15,6 +15,10 @@
 # run until the output is durable: the command and a sync after it (vigil
 # syncs before it reports ok; its peers leave their output in the page
 # cache).  The ratio of the times to return is printed beside it.
+# The 1 % row changes files of copies made --age seconds before (default
+# 45): a nightly run replaces files an earlier run wrote, and some disks
+# free blocks written in the last half minute ten times slower (the
+# script measures and prints this for the work folder's disk).
 # Peers: rsync -a, cp -a, tar czf, tar -I 'zstd -T0' -cf, restic backup,
 # bsdtar --format zip.  Peak RSS comes from /usr/bin/time -v.
 # Run as any user; as root it installs missing peers with apt-get (never
@@ -26,6 +30,7 @@ CORPUS=()
 MAXMB=0
 REPS=3
 FILES=0
+AGE=45
 WORK=""
 KEEP=0
 INSTALL=1
@@ -36,10 +41,11 @@ while [ $# -gt 0 ]; do
 	--max-mb) MAXMB=$2; shift 2 ;;
 	--reps) REPS=$2; shift 2 ;;
 	--files) FILES=$2; shift 2 ;;
+	--age) AGE=$2; shift 2 ;;
 	--work) WORK=$2; shift 2 ;;
 	--keep) KEEP=1; shift ;;
 	--no-install) INSTALL=0; shift ;;
-	-h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bench: unknown option $1 (try --help)" >&2; exit 2 ;;
 	esac
 done
@@ -162,6 +168,28 @@ alternate() {	# REP: run A then B on even reps, B then A on odd
 	[ $(($1 % 2)) -eq 0 ]
 }
 
+# free_probe fresh|aged: what removing a file costs on the work folder's
+# disk, per file, for 200 files of 40 KB: written just now ("fresh"), or
+# written before the --age wait ("aged": made by the fresh call).  Both
+# tools free the old copy of each file they replace in the 1 % row.
+free_probe() {
+	local d=$WORK/probe s e
+	if [ "$1" = fresh ]; then
+		mkdir -p "$d.f" "$d.a"
+		for n in $(seq 1 200); do
+			head -c 40000 /dev/zero > "$d.f/$n"
+			head -c 40000 /dev/zero > "$d.a/$n"
+		done
+		sync
+		d=$d.f
+	else
+		d=$d.a
+	fi
+	s=$(date +%s%N); rm -rf "$d"; sync; e=$(date +%s%N)
+	FREE+=("$1: $(( (e - s) / 200000 )) us a file")
+}
+FREE=()
+
 # ---- 1-3: backup mode against rsync -a ----
 echo "== backup mode against rsync -a ($REPS reps)"
 for i in $(seq 1 "$REPS"); do
@@ -182,7 +210,11 @@ for i in $(seq 1 "$REPS"); do
 	else
 		t_run r_nochg rsync -a "$SRC/" "$rd/"; t_run v_nochg "${VV[@]}" run bk --wait
 	fi
-	# 1 % of the files changed (a different 1 % each rep)
+	# 1 % of the files changed (a different 1 % each rep), in copies
+	# --age seconds old: the probe below shows why
+	[ "$i" = 1 ] && free_probe fresh
+	sleep "$AGE"
+	[ "$i" = 1 ] && free_probe aged
 	find "$SRC" -type f | awk -v s="$i" 'BEGIN { srand(s) } rand() < 0.01' > "$WORK/chg"
 	while IFS= read -r f; do printf 'x' >> "$f"; done < "$WORK/chg"
 	if alternate "$i"; then
@@ -293,3 +325,5 @@ for r in "${ROWS[@]}"; do echo "$r"; done
 echo "| (reference) first copy | cp -a | $(median v_first)s | $(median cp_first)s | $(ratio "$(median v_first)" "$(median cp_first)") | - | - | $(ratio "$(rmedian v_first)" "$(rmedian cp_first)") |"
 echo
 for m in "${MEM[@]}"; do echo "- $m"; done
+echo "- removing a 40 KB file from the work folder's disk, written just now"
+echo "  and ${AGE} s before: ${FREE[*]}"

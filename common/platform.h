@@ -59,6 +59,15 @@ void	plat_drop_cache(int fd);
 /* Flush every dirty file of the filesystem that holds fd (syncfs). */
 int	plat_syncfs(int fd);
 
+/*
+ * Start writing fd's dirty pages to the device and return without waiting
+ * (sync_file_range with SYNC_FILE_RANGE_WRITE).  Durability still comes
+ * from plat_syncfs() or fsync(); this only lets the device work while the
+ * caller goes on, so that the flush has less left to wait for.  Advisory:
+ * errors are ignored.
+ */
+void	plat_start_writeback(int fd);
+
 /* ---- opening files safely ---- */
 
 /*

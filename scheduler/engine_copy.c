@@ -578,6 +578,8 @@ eng_copy_body(struct eng_ctx *c, struct eng_copy_job *j,
 		goto out;
 	}
 	a = out.st;
+	if (a.st_size >= ENG_WRITEBACK_MIN)
+		plat_start_writeback(dfd);
 	if (c->o->as_root && (!owned || a.st_uid != j->st.st_uid ||
 	    a.st_gid != j->st.st_gid)) {
 		if (fchown(dfd, a.st_uid, a.st_gid) == -1)

@@ -32,6 +32,11 @@ extern enum engine_flush engine_flush_mode;
 #define ENG_BATCH_FILES		1024
 #define ENG_BATCH_BYTES		(64ULL << 20)
 #define ENG_BATCH_ITEMS		4096	/* catalogue-only rows too */
+/* A copy at least this big starts its writeback as soon as its data is
+   written, so the device works while the walk goes on and the batch's
+   flush waits less; smaller ones are left to the flush, which writes
+   them together (bench/, docs/architecture.md). */
+#define ENG_WRITEBACK_MIN	(64 << 10)
 
 #define ENG_TMP_PREFIX		".vigil-tmp-"
 #define ENG_META_DIR		".vigil"

@@ -94,6 +94,12 @@ plat_syncfs(int fd)
 	return syncfs(fd);
 }
 
+void
+plat_start_writeback(int fd)
+{
+	(void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+}
+
 int
 plat_open_read(int dirfd, const char *name)
 {
