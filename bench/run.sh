@@ -189,6 +189,7 @@ free_probe() {
 	FREE+=("$1: $(( (e - s) / 200000 )) us a file")
 }
 FREE=()
+LATER=()
 
 # ---- 1-3: backup mode against rsync -a ----
 echo "== backup mode against rsync -a ($REPS reps)"
@@ -310,7 +311,7 @@ EOF
 	csz=$(du -sb "$WORK/state/catalogue" | cut -f1)
 	MEM+=("peak RSS, no-change run over $FILES small files: $(( $(maxrss m_nochg) / 1024 )) MiB (limit 100 MiB), took $(median m_nochg)s")
 	MEM+=("catalogue for $FILES files: $(( csz / 1048576 )) MiB (limit 200 MB)")
-	rm -rf "$G" "$WORK/md"
+	LATER+=("$G" "$WORK/md")	# removed after the table: 2,000,000 files
 fi
 
 echo
@@ -327,3 +328,4 @@ echo
 for m in "${MEM[@]}"; do echo "- $m"; done
 echo "- removing a 40 KB file from the work folder's disk, written just now"
 echo "  and ${AGE} s before: ${FREE[*]}"
+if [ ${#LATER[@]} -gt 0 ]; then rm -rf "${LATER[@]}"; fi
