@@ -2,7 +2,7 @@
 """test_busy.py: vigil.db held by another process, and many CLIs at once.
 
 1. Another process (Python's sqlite3) holds vigil.db with BEGIN EXCLUSIVE,
-   once for 10 s and once for longer than the store's busy timeout (10 s),
+   once for 8 s and once for longer than the store's busy timeout (10 s),
    while the CLI in local mode (`vigil --state-dir`) and against a running
    `vigild --user` asks for history, jobs list, log, run --wait, run and
    jobs import.  Each command either waits and succeeds once the lock goes,
@@ -35,7 +35,11 @@ from vtest import (RC_CANCELLED, RC_ERROR, RC_OK, SANITIZER, Fatal,  # noqa: E40
                    Service, SockVigil, Test, Vigil, describe,
                    find_tmp_leftovers, job_ini)
 
-HOLD = 10.0             # seconds the database is held (issue 8)
+# The short hold is under the busy timeout by a margin: every command must
+# wait and succeed.  Held exactly as long as the timeout (10 s), a writer
+# that met the lock at once timed out as the locker, late under load,
+# was about to let go: right, but a coin toss for a test.
+HOLD = 8.0              # seconds the database is held, under BUSY_MS
 LONG_HOLD = 13.0        # longer than the store's busy timeout (10 s)
 BUSY_MS = 10000         # STORE_BUSY_MS, db/store.h
 
