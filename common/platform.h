@@ -68,6 +68,16 @@ int	plat_syncfs(int fd);
  */
 void	plat_start_writeback(int fd);
 
+/*
+ * Hold the file that name (under dirfd, not followed if a symlink) is now,
+ * so that when a rename or unlink removes its last name its blocks are
+ * freed only when the returned fd is closed, not inside that call.  Where
+ * freeing is slow (a filesystem that discards freed blocks at once) the
+ * caller closes the fd off its critical path.  Returns an fd (close it
+ * with close()) or -1 with errno (ENOENT: nothing there).
+ */
+int	plat_hold_file(int dirfd, const char *name);
+
 /* ---- opening files safely ---- */
 
 /*

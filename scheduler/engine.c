@@ -2294,6 +2294,8 @@ fail:
 	    "the run could not start");
 out:
 	eng_pool_stop(&c);
+	eng_release_wait(&c);
+	free(c.held);
 	eng_links_free(&c);
 	eng_versions_close(&c);
 	eng_close_sources(&c, sfds);

@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include <pthread.h>
+
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -37,6 +39,11 @@ extern enum engine_flush engine_flush_mode;
    flush waits less; smaller ones are left to the flush, which writes
    them together (bench/, docs/architecture.md). */
 #define ENG_WRITEBACK_MIN	(64 << 10)
+/* Old files a batch replaced are held open across their renames and
+   closed (freed) by this many release threads while the walk goes on;
+   fewer than ENG_RELEASE_MIN are closed at once (docs/architecture.md). */
+#define ENG_RELEASE_THREADS	8
+#define ENG_RELEASE_MIN		16
 
 #define ENG_TMP_PREFIX		".vigil-tmp-"
 #define ENG_META_DIR		".vigil"
@@ -158,6 +165,18 @@ struct eng_ctx {
 	size_t			 batch_files;
 	uint64_t		 batch_bytes;
 	uint64_t		 gen;
+
+	/* old files the last batch replaced, held open (plat_hold_file())
+	   and closed on the release threads: their blocks are freed there,
+	   not in the renames (engine_copy.c, eng_release_wait()) */
+	int			*held;
+	size_t			 nheld, held_cap;
+	struct eng_release {
+		pthread_t	 th;
+		int		*fds;
+		size_t		 n;
+	}			 release[ENG_RELEASE_THREADS];
+	unsigned		 nrel;		/* release threads running */
 
 	/* hard links */
 	struct eng_link		*links;
@@ -287,6 +306,9 @@ int	eng_batch_add(struct eng_ctx *c, struct eng_item *it);
 int	eng_batch_flush(struct eng_ctx *c);
 /* Drop the batch after a fatal error: temp files are removed. */
 void	eng_batch_abort(struct eng_ctx *c);
+/* Wait until the old files held by the last flush are closed (freed);
+   frees c->held.  Called before each flush and when the run ends. */
+void	eng_release_wait(struct eng_ctx *c);
 void	eng_item_free(struct eng_item *it);
 void	eng_fill_entry(struct catalogue_entry *ce, const struct stat *st);
 /* Hard links: the first name of (dev, ino), or NULL. */

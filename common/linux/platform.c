@@ -94,6 +94,13 @@ plat_syncfs(int fd)
 	return syncfs(fd);
 }
 
+int
+plat_hold_file(int dirfd, const char *name)
+{
+	/* an O_PATH fd holds a reference to the inode, nothing more */
+	return openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+}
+
 void
 plat_start_writeback(int fd)
 {

@@ -310,6 +310,59 @@ test_no_temp_files_left(void **state)
 	free(snap);
 }
 
+static int
+count_fds(void)
+{
+	struct dirent	**ents;
+	int		 i, n;
+
+	n = scandir("/proc/self/fd", &ents, NULL, NULL);
+	assert_true(n > 0);
+	for (i = 0; i < n; i++)
+		free(ents[i]);
+	free(ents);
+	return n;
+}
+
+/* More replaced files than ENG_RELEASE_MIN: the old ones are held across
+   their renames and closed on the release threads.  Every file is new
+   afterwards, no temp file is left, and no descriptor stays open. */
+static void
+test_many_replaced_released(void **state)
+{
+	struct fx	*f = *state;
+	char		 name[32], want[64], *snap, *got;
+	int		 i, fds;
+
+	assert_int_equal(mkdir(P(f->src, "d"), 0755), 0);
+	for (i = 0; i < 100; i++) {
+		snprintf(name, sizeof(name), "d/f%03d", i);
+		xwrite(P(f->src, name), "old content");
+	}
+	assert_int_equal(run(f), 0);
+	assert_int_equal(f->res.files_copied, 100);
+	fds = count_fds();
+	for (i = 0; i < 100; i++) {
+		snprintf(name, sizeof(name), "d/f%03d", i);
+		snprintf(want, sizeof(want), "new content %d", i);
+		xwrite(P(f->src, name), want);
+		set_mtime(P(f->src, name), 1700000000 + i, 0);
+	}
+	assert_int_equal(run(f), 0);
+	assert_int_equal(f->res.status, VG_RUN_OK);
+	assert_int_equal(f->res.files_copied, 100);
+	assert_int_equal(count_fds(), fds);
+	for (i = 0; i < 100; i++) {
+		snprintf(name, sizeof(name), "d/f%03d", i);
+		snprintf(want, sizeof(want), "new content %d", i);
+		got = xread(P(f->dst, name));
+		assert_string_equal(got, want);
+	}
+	snap = snapshot(f->dst);
+	assert_null(strstr(snap, ".vigil-tmp-"));
+	free(snap);
+}
+
 static void
 test_copy_sparse(void **state)
 {
@@ -2018,6 +2071,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_copy_regular_mode_mtime),
 		T(test_no_temp_files_left),
+		T(test_many_replaced_released),
 		T(test_copy_sparse),
 		T(test_copy_symlink_exact),
 		T(test_copy_hardlinks),
