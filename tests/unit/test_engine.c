@@ -316,7 +316,7 @@ count_fds(void)
 	struct dirent	**ents;
 	int		 i, n;
 
-	n = scandir("/proc/self/fd", &ents, NULL, NULL);
+	n = scandir("/proc/self/fd", &ents, NULL, alphasort);
 	assert_true(n > 0);
 	for (i = 0; i < n; i++)
 		free(ents[i]);
