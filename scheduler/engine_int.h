@@ -306,8 +306,10 @@ int	eng_batch_add(struct eng_ctx *c, struct eng_item *it);
 int	eng_batch_flush(struct eng_ctx *c);
 /* Drop the batch after a fatal error: temp files are removed. */
 void	eng_batch_abort(struct eng_ctx *c);
-/* Wait until the old files held by the last flush are closed (freed);
-   frees c->held.  Called before each flush and when the run ends. */
+/* Wait until the old files held by the last flush are closed (their
+   blocks freed), closing any no thread took.  c->held stays allocated;
+   the run frees it at its end.  Called before each flush's renames and
+   when the run ends. */
 void	eng_release_wait(struct eng_ctx *c);
 void	eng_item_free(struct eng_item *it);
 void	eng_fill_entry(struct catalogue_entry *ce, const struct stat *st);
